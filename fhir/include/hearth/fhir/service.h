@@ -1,0 +1,83 @@
+#pragma once
+// ResourceService: the FHIR RESTful interactions on resources (create, read, vread, update,
+// delete, history) over plain values, independent of HTTP.
+//
+// Owns the backend-neutral rules: id assignment, version numbering, If-Match checks, validation
+// before any write, retry of units of work that lost a race (StoreConflict), and the optional
+// read cache of current versions. Thread-safe; one instance serves every request thread.
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "hearth/fhir/error.h"
+#include "hearth/fhir/model.h"
+#include "hearth/fhir/store.h"
+#include "hearth/fhir/validator.h"
+
+namespace hearth::fhir {
+
+class CurrentVersionCache;
+
+struct ServiceOptions {
+  // Byte budget of the cache of current versions (0 disables it). Only safe when this process is
+  // the store's only writer (the embedded SQLite deployment); multi-node deployments keep it 0.
+  size_t readCacheBytes = 0;
+  int maxWriteAttempts = 8;  // a unit of work that keeps losing races ends in 409
+};
+
+struct WriteOutcome {
+  StoredVersion version;
+  bool created = false;  // true for create and update-as-create
+};
+
+class ResourceService {
+ public:
+  ResourceService(ResourceStore& store, const Model& model, ServiceOptions options = {});
+  ~ResourceService();
+
+  // POST [type]: validates `body`, assigns a new id, stores version 1.
+  WriteOutcome create(std::string_view type, std::string_view body);
+  // PUT [type]/[id]: validates; body id must equal `id`; stores the next version, or version 1 with
+  // the client's id if the resource does not exist (update-as-create). ifMatch: expected current
+  // version (412 if different or absent).
+  WriteOutcome update(std::string_view type, std::string_view id, std::string_view body,
+                      std::optional<int64_t> ifMatch);
+  // DELETE [type]/[id]: stores a deletion version. Returns it (created=false), or the existing
+  // deletion marker if already deleted (idempotent). 404 if the id never existed.
+  WriteOutcome remove(std::string_view type, std::string_view id, std::optional<int64_t> ifMatch);
+  // GET [type]/[id]: the current version; 404 unknown, 410 deleted.
+  std::shared_ptr<const StoredVersion> read(std::string_view type, std::string_view id);
+  // GET [type]/[id]/_history/[vid]: 404 unknown, 410 when that version is a deletion.
+  StoredVersion vread(std::string_view type, std::string_view id, int64_t version);
+  HistoryPage history(const HistoryQuery& q);
+
+  // 404 unless `type` is a concrete R4 resource type; 400 unless `id` is a valid FHIR id.
+  void checkType(std::string_view type) const;
+  static void checkId(std::string_view id);
+  static bool isValidId(std::string_view id);
+
+  ResourceStore& store() { return store_; }
+  const Model& model() const { return model_; }
+
+ private:
+  // Parses and validates a body for `type`; returns the error or nothing. Sets bodyId.
+  void parseAndValidate(std::string_view type, std::string_view body, std::string& bodyId,
+                        bool& hasId);
+  template <class Fn>
+  auto withRetry(Fn&& fn) -> decltype(fn());
+  void remember(const StoredVersion& v);
+
+  ResourceStore& store_;
+  const Model& model_;
+  ResourceValidator validator_;
+  ServiceOptions options_;
+  std::unique_ptr<CurrentVersionCache> cache_;
+};
+
+// Generates a new server-assigned resource id (random UUID v4 form, 36 chars).
+std::string newResourceId();
+
+}  // namespace hearth::fhir

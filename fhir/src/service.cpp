@@ -1,0 +1,385 @@
+#include "hearth/fhir/service.h"
+
+#include <array>
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include "hearth/fhir/json.h"
+
+namespace hearth::fhir {
+
+// Cache of the current version of recently used resources, so that a read by id is a hash lookup
+// and the stored bytes go out without touching the database.
+//
+// Coherence: versions only grow, and a deletion is a version, so an entry is replaced only by a
+// newer version. A reader that fetched from the store may insert its result only if no writer
+// touched the shard since the reader looked (shard epoch), which closes the window where a slow
+// reader would re-insert a version older than one a writer just committed and that was evicted
+// in between. Writers update the cache after their commit. Eviction is FIFO per shard within a
+// byte budget. Locking: one mutex per shard, held for map operations only.
+class CurrentVersionCache {
+ public:
+  explicit CurrentVersionCache(size_t budgetBytes) : shardBudget_(budgetBytes / kShards + 1) {}
+
+  std::shared_ptr<const StoredVersion> get(const std::string& key, uint64_t& epoch) {
+    Shard& s = shard(key);
+    std::lock_guard lock(s.mu);
+    epoch = s.epoch;
+    auto it = s.map.find(key);
+    return it == s.map.end() ? nullptr : it->second;
+  }
+
+  void offer(const std::string& key, std::shared_ptr<const StoredVersion> v, uint64_t epochSeen) {
+    Shard& s = shard(key);
+    std::lock_guard lock(s.mu);
+    if (s.epoch != epochSeen) return;
+    insertLocked(s, key, std::move(v));
+  }
+
+  void put(const std::string& key, std::shared_ptr<const StoredVersion> v) {
+    Shard& s = shard(key);
+    std::lock_guard lock(s.mu);
+    ++s.epoch;
+    insertLocked(s, key, std::move(v));
+  }
+
+ private:
+  static constexpr size_t kShards = 64;
+  struct Shard {
+    std::mutex mu;
+    uint64_t epoch = 0;
+    size_t bytes = 0;
+    std::unordered_map<std::string, std::shared_ptr<const StoredVersion>> map;
+    std::deque<std::string> order;
+  };
+
+  static size_t cost(const StoredVersion& v) { return v.json.size() + v.id.size() + 128; }
+
+  Shard& shard(const std::string& key) { return shards_[std::hash<std::string>{}(key) % kShards]; }
+
+  void insertLocked(Shard& s, const std::string& key, std::shared_ptr<const StoredVersion> v) {
+    auto it = s.map.find(key);
+    if (it != s.map.end()) {
+      if (it->second->version >= v->version) return;
+      s.bytes -= cost(*it->second);
+      s.bytes += cost(*v);
+      it->second = std::move(v);
+    } else {
+      s.bytes += cost(*v);
+      s.map.emplace(key, std::move(v));
+      s.order.push_back(key);
+    }
+    while (s.bytes > shardBudget_ && !s.order.empty()) {
+      auto victim = s.map.find(s.order.front());
+      if (victim != s.map.end()) {
+        s.bytes -= cost(*victim->second);
+        s.map.erase(victim);
+      }
+      s.order.pop_front();
+    }
+  }
+
+  size_t shardBudget_;
+  std::array<Shard, kShards> shards_;
+};
+
+namespace {
+
+std::string cacheKey(std::string_view type, std::string_view id) {
+  std::string k;
+  k.reserve(type.size() + id.size() + 1);
+  k.append(type).push_back('/');
+  k.append(id);
+  return k;
+}
+
+std::mt19937_64& rng() {
+  thread_local std::mt19937_64 gen([] {
+    std::random_device rd;
+    std::seed_seq seq{rd(), rd(), rd(), rd(),
+                      static_cast<unsigned>(std::hash<std::thread::id>{}(std::this_thread::get_id()))};
+    return std::mt19937_64(seq);
+  }());
+  return gen;
+}
+
+// Returns the JSON string value of a top-level member, if present and a string.
+const rapidjson::Value* member(const rapidjson::Value& obj, const char* name) {
+  auto it = obj.FindMember(name);
+  return it == obj.MemberEnd() ? nullptr : &it->value;
+}
+
+}  // namespace
+
+std::string newResourceId() {
+  uint64_t a = rng()(), b = rng()();
+  a = (a & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;  // version 4
+  b = (b & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;  // variant 10
+  static const char* const kHex = "0123456789abcdef";
+  std::string s;
+  s.reserve(36);
+  for (int i = 0; i < 16; ++i) {
+    uint64_t word = i < 8 ? a : b;
+    int shift = (7 - (i % 8)) * 8;
+    unsigned byte = static_cast<unsigned>((word >> shift) & 0xFF);
+    if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
+    s.push_back(kHex[byte >> 4]);
+    s.push_back(kHex[byte & 15]);
+  }
+  return s;
+}
+
+ResourceService::ResourceService(ResourceStore& store, const Model& model, ServiceOptions options)
+    : store_(store), model_(model), validator_(model), options_(options) {
+  if (options_.readCacheBytes > 0) cache_ = std::make_unique<CurrentVersionCache>(options_.readCacheBytes);
+}
+
+ResourceService::~ResourceService() = default;
+
+bool ResourceService::isValidId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void ResourceService::checkId(std::string_view id) {
+  if (!isValidId(id)) {
+    throw FhirError(400, IssueType::Value,
+                    "Invalid resource id: ids are 1-64 characters of A-Z, a-z, 0-9, '-' and '.'");
+  }
+}
+
+void ResourceService::checkType(std::string_view type) const {
+  if (!model_.isResourceType(type)) {
+    throw FhirError(404, IssueType::NotSupported, "Unknown resource type '" + std::string(type.substr(0, 64)) + "'");
+  }
+}
+
+void ResourceService::parseAndValidate(std::string_view type, std::string_view body,
+                                       std::string& bodyId, bool& hasId) {
+  if (body.empty()) throw FhirError(400, IssueType::Structure, "The request body is empty; a resource is required");
+  rapidjson::Document doc = parseJson(body);
+  if (!doc.IsObject()) throw FhirError(400, IssueType::Structure, "The body must be a JSON object (a FHIR resource)");
+  const rapidjson::Value* rt = member(doc, "resourceType");
+  if (!rt || !rt->IsString()) {
+    throw FhirError(400, IssueType::Structure, "Missing resourceType", "resourceType");
+  }
+  std::string_view bodyType(rt->GetString(), rt->GetStringLength());
+  if (bodyType != type) {
+    throw FhirError(400, IssueType::Invalid,
+                    "resourceType '" + std::string(bodyType.substr(0, 64)) + "' does not match the URL type '" +
+                        std::string(type) + "'",
+                    "resourceType");
+  }
+  std::vector<Issue> issues = validator_.validate(doc);
+  if (!issues.empty()) {
+    const int status = hasStructuralIssue(issues) ? 400 : 422;
+    throw FhirError(status, std::move(issues));
+  }
+  const rapidjson::Value* id = member(doc, "id");
+  hasId = id && id->IsString();
+  if (hasId) bodyId.assign(id->GetString(), id->GetStringLength());
+}
+
+template <class Fn>
+auto ResourceService::withRetry(Fn&& fn) -> decltype(fn()) {
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return fn();
+    } catch (const StoreConflict&) {
+      if (attempt >= options_.maxWriteAttempts) {
+        throw FhirError(409, IssueType::Conflict,
+                        "The resource was modified concurrently; the write was not applied. Retry.");
+      }
+      // Jittered back-off so racing writers do not collide again in lock-step.
+      std::uniform_int_distribution<int> jitter(0, 500 * attempt);
+      std::this_thread::sleep_for(std::chrono::microseconds(200 * attempt + jitter(rng())));
+    } catch (const StoreUnavailable&) {
+      throw FhirError(503, IssueType::Transient, "The data store is unavailable; nothing was written. Retry later.");
+    }
+  }
+}
+
+void ResourceService::remember(const StoredVersion& v) {
+  if (cache_) cache_->put(cacheKey(v.type, v.id), std::make_shared<const StoredVersion>(v));
+}
+
+WriteOutcome ResourceService::create(std::string_view type, std::string_view body) {
+  checkType(type);
+  std::string bodyId;
+  bool hasId = false;
+  parseAndValidate(type, body, bodyId, hasId);  // a client id in a create is ignored (R4 3.1.0.3)
+  std::string id = newResourceId();
+  const Instant now = nowInstant();
+  StoredVersion v{std::string(type), id, 1, now.text, false, stampResource(body, type, id, 1, now.text), 0};
+  withRetry([&] {
+    auto tx = store_.begin();
+    if (tx->current(type, v.id)) {  // a UUID collision: practically impossible, but never overwrite
+      throw StoreConflict();
+    }
+    tx->put(v);
+    tx->commit();
+    return 0;
+  });
+  remember(v);
+  return WriteOutcome{std::move(v), true};
+}
+
+WriteOutcome ResourceService::update(std::string_view type, std::string_view id, std::string_view body,
+                                     std::optional<int64_t> ifMatch) {
+  checkType(type);
+  checkId(id);
+  std::string bodyId;
+  bool hasId = false;
+  parseAndValidate(type, body, bodyId, hasId);
+  if (!hasId) throw FhirError(400, IssueType::Required, "The resource must carry an id for an update", "id");
+  if (bodyId != id) {
+    throw FhirError(400, IssueType::Invalid, "The resource id does not match the id in the URL", "id");
+  }
+  // Stamp outside the write transaction with the version we expect to write, so the database
+  // writer lock is held only for the writes themselves; re-stamp inside if the guess was wrong.
+  int64_t guess = 1;
+  try {
+    if (auto cur = store_.read(type, id)) guess = cur->version + 1;
+  } catch (const StoreUnavailable&) {
+    throw FhirError(503, IssueType::Transient, "The data store is unavailable; nothing was written. Retry later.");
+  }
+  StoredVersion v;
+  v.type = std::string(type);
+  v.id = std::string(id);
+  Instant now = nowInstant();
+  v.version = guess;
+  v.lastUpdated = now.text;
+  v.json = stampResource(body, type, id, guess, now.text);
+  bool created = false;
+  withRetry([&] {
+    auto tx = store_.begin();
+    auto cur = tx->current(type, id);
+    if (ifMatch && (!cur || cur->deleted || cur->version != *ifMatch)) {
+      throw FhirError(412, IssueType::Conflict,
+                      cur ? "Version conflict: If-Match names version " + std::to_string(*ifMatch) +
+                                " but the current version is " + std::to_string(cur->version) +
+                                (cur->deleted ? " (deleted)" : "")
+                          : "Precondition failed: the resource does not exist");
+    }
+    const int64_t next = cur ? cur->version + 1 : 1;
+    created = !cur || cur->deleted;
+    if (next != v.version) {
+      now = nowInstant();
+      v.version = next;
+      v.lastUpdated = now.text;
+      v.json = stampResource(body, type, id, next, now.text);
+    }
+    tx->put(v);
+    tx->commit();
+    return 0;
+  });
+  remember(v);
+  return WriteOutcome{std::move(v), created};
+}
+
+WriteOutcome ResourceService::remove(std::string_view type, std::string_view id,
+                                     std::optional<int64_t> ifMatch) {
+  checkType(type);
+  checkId(id);
+  StoredVersion v;
+  v.type = std::string(type);
+  v.id = std::string(id);
+  bool wrote = false;
+  withRetry([&] {
+    auto tx = store_.begin();
+    auto cur = tx->current(type, id);
+    if (!cur) throw FhirError(404, IssueType::NotFound, "Resource " + std::string(type) + "/" + std::string(id) + " is not known");
+    if (ifMatch && cur->version != *ifMatch) {
+      throw FhirError(412, IssueType::Conflict,
+                      "Version conflict: If-Match names version " + std::to_string(*ifMatch) +
+                          " but the current version is " + std::to_string(cur->version));
+    }
+    if (cur->deleted) {  // idempotent: report the existing deletion
+      v.version = cur->version;
+      v.lastUpdated = cur->lastUpdated;
+      v.deleted = true;
+      wrote = false;
+      return 0;
+    }
+    const Instant now = nowInstant();
+    v.version = cur->version + 1;
+    v.lastUpdated = now.text;
+    v.deleted = true;
+    v.json.clear();
+    tx->put(v);
+    tx->commit();
+    wrote = true;
+    return 0;
+  });
+  if (wrote) remember(v);
+  return WriteOutcome{std::move(v), false};
+}
+
+std::shared_ptr<const StoredVersion> ResourceService::read(std::string_view type, std::string_view id) {
+  checkType(type);
+  checkId(id);
+  std::shared_ptr<const StoredVersion> v;
+  std::string key;
+  uint64_t epoch = 0;
+  if (cache_) {
+    key = cacheKey(type, id);
+    v = cache_->get(key, epoch);
+  }
+  if (!v) {
+    std::optional<StoredVersion> got;
+    try {
+      got = store_.read(type, id);
+    } catch (const StoreUnavailable&) {
+      throw FhirError(503, IssueType::Transient, "The data store is unavailable. Retry later.");
+    }
+    if (!got) throw FhirError(404, IssueType::NotFound, "Resource " + std::string(type) + "/" + std::string(id) + " is not known");
+    v = std::make_shared<const StoredVersion>(std::move(*got));
+    if (cache_) cache_->offer(key, v, epoch);
+  }
+  if (v->deleted) {
+    throw FhirError(410, IssueType::Deleted, "Resource " + std::string(type) + "/" + std::string(id) + " was deleted (version " +
+                                                 std::to_string(v->version) + ")");
+  }
+  return v;
+}
+
+StoredVersion ResourceService::vread(std::string_view type, std::string_view id, int64_t version) {
+  checkType(type);
+  checkId(id);
+  std::optional<StoredVersion> got;
+  try {
+    got = store_.vread(type, id, version);
+  } catch (const StoreUnavailable&) {
+    throw FhirError(503, IssueType::Transient, "The data store is unavailable. Retry later.");
+  }
+  if (!got) {
+    throw FhirError(404, IssueType::NotFound, "Version " + std::to_string(version) + " of " + std::string(type) + "/" +
+                                                  std::string(id) + " is not known");
+  }
+  if (got->deleted) {
+    throw FhirError(410, IssueType::Deleted, "Version " + std::to_string(version) + " of " + std::string(type) + "/" +
+                                                 std::string(id) + " is a deletion");
+  }
+  return std::move(*got);
+}
+
+HistoryPage ResourceService::history(const HistoryQuery& q) {
+  if (!q.type.empty()) checkType(q.type);
+  if (!q.id.empty()) checkId(q.id);
+  try {
+    return store_.history(q);
+  } catch (const StoreUnavailable&) {
+    throw FhirError(503, IssueType::Transient, "The data store is unavailable. Retry later.");
+  }
+}
+
+}  // namespace hearth::fhir

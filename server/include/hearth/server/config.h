@@ -1,0 +1,80 @@
+#pragma once
+// Hearth's configuration, parsed once at start-up into typed structs. Modules receive the struct
+// they need; nobody reads raw configuration keys after start-up. Every key is documented in
+// config/hearth.properties.
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "hearth/fhir/store.h"
+
+namespace Poco::Util {
+class AbstractConfiguration;
+}
+
+namespace hearth::server {
+
+struct HttpConfig {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  int threads = 64;           // maximum worker threads (one per active connection)
+  int queue = 256;            // accepted connections waiting for a thread
+  int backlog = 512;          // listen() backlog
+  bool keepAlive = true;
+  int keepAliveTimeoutSeconds = 15;
+  int keepAliveMaxRequests = 0;  // 0: unlimited
+  int timeoutSeconds = 60;       // socket send/receive timeout
+  size_t bodyLimitBytes = 16u * 1024u * 1024u;
+  int shutdownGraceSeconds = 30;  // how long in-flight requests may take after SIGTERM
+  std::string tlsCertificate;     // PEM file; TLS is on when both are set
+  std::string tlsPrivateKey;
+};
+
+struct FhirConfig {
+  std::string baseUrl;  // empty: derived from the Host header, http(s)://host/fhir
+  int pageSizeDefault = 20;
+  int pageSizeMax = 1000;
+  long readCacheMegabytes = -1;  // -1: auto (on for SQLite, off for PostgreSQL)
+};
+
+struct LogConfig {
+  bool access = true;
+  std::string level = "information";
+  std::string file;  // empty: stderr
+};
+
+// Interim bearer-token access control (until SMART on FHIR lands): tokens are configured by
+// their SHA-256 hex digest only, never in clear.
+struct TokenGrant {
+  std::string sha256Hex;
+  bool write = false;
+};
+struct AuthConfig {
+  bool enabled = false;
+  std::vector<TokenGrant> tokens;
+};
+
+struct Config {
+  std::string dataDir = "./data";
+  std::string portFile;  // written once listening: "http=<port>\nmllp=<port>\n"
+  int mllpPort = 2575;
+  HttpConfig http;
+  fhir::StoreOptions store;
+  FhirConfig fhir;
+  LogConfig log;
+  AuthConfig auth;
+
+  // Reads every key from `c`, applying defaults; throws ConfigError naming the key on a bad value.
+  static Config load(const Poco::Util::AbstractConfiguration& c);
+};
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// True for 127.0.0.0/8, ::1 and "localhost".
+bool isLoopbackHost(const std::string& host);
+
+}  // namespace hearth::server

@@ -1,0 +1,216 @@
+#include "hearth/server/app.h"
+
+#include <Poco/File.h>
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/SecureServerSocket.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/Context.h>
+#include <Poco/Path.h>
+#include <Poco/ThreadPool.h>
+#include <Poco/Util/HelpFormatter.h>
+#include <Poco/Util/MapConfiguration.h>
+#include <Poco/Util/PropertyFileConfiguration.h>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "access_log.h"
+#include "hearth/fhir/model.h"
+#include "hearth/fhir/service.h"
+#include "hearth/server/config.h"
+#include "http_front.h"
+#include "metrics.h"
+
+namespace hearth::server {
+
+namespace {
+constexpr const char* kVersion = "0.1.0";
+// Command-line overrides sit above the config file in the layered configuration.
+constexpr int kFlagPriority = -100;
+constexpr int kFilePriority = 0;
+
+void writePortFile(const std::string& path, int httpPort, int mllpPort) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "http=" << httpPort << "\nmllp=" << mllpPort << "\n";
+  }
+  Poco::File(tmp).renameTo(path);
+}
+}  // namespace
+
+HearthApp::HearthApp() { setUnixOptions(true); }
+
+void HearthApp::defineOptions(Poco::Util::OptionSet& options) {
+  ServerApplication::defineOptions(options);
+  using Poco::Util::Option;
+  // Poco calls handleOption(fullName, argument) for each option given.
+  auto cb = [this](const char*) { return Poco::Util::OptionCallback<HearthApp>(this, &HearthApp::handleOption); };
+  options.addOption(Option("help", "h", "show this help").required(false).repeatable(false).callback(cb("help")));
+  options.addOption(Option("port", "", "HTTP port (http.port); 0 picks a free port").argument("N").callback(cb("port")));
+  options.addOption(Option("mllp-port", "", "MLLP port (mllp.port)").argument("N").callback(cb("mllp-port")));
+  options.addOption(Option("data-dir", "", "data directory (data.dir)").argument("DIR").callback(cb("data-dir")));
+  options.addOption(Option("config", "", "configuration file (properties)").argument("FILE").callback(cb("config")));
+  options.addOption(Option("db", "", "store URL: sqlite:PATH or postgresql://... (store.url)").argument("URL").callback(cb("db")));
+  options.addOption(Option("port-file", "", "write the bound ports to FILE once listening").argument("FILE").callback(cb("port-file")));
+  options.addOption(Option("set", "", "set any configuration key").argument("KEY=VALUE").repeatable(true).callback(cb("set")));
+}
+
+void HearthApp::handleOption(const std::string& name, const std::string& value) {
+  auto& flags = config();
+  auto setFlag = [&](const std::string& key, const std::string& v) {
+    // Written into the application's own top layer (priority of the map added in initialize()).
+    flags.setString(key, v);
+  };
+  if (name == "help") {
+    helpRequested_ = true;
+    Poco::Util::HelpFormatter help(options());
+    help.setCommand(commandName());
+    help.setUsage("[options]");
+    help.setHeader("Hearth: FHIR R4 + HL7v2 integration server. Every key of config/hearth.properties can be set with --set key=value.");
+    help.format(std::cout);
+    stopOptionsProcessing();
+  } else if (name == "port") {
+    setFlag("http.port", value);
+  } else if (name == "mllp-port") {
+    setFlag("mllp.port", value);
+  } else if (name == "data-dir") {
+    setFlag("data.dir", value);
+  } else if (name == "config") {
+    configFile_ = value;
+  } else if (name == "db") {
+    setFlag("store.url", value);
+  } else if (name == "port-file") {
+    setFlag("server.port-file", value);
+  } else if (name == "set") {
+    const auto eq = value.find('=');
+    if (eq == std::string::npos || eq == 0) throw Poco::InvalidArgumentException("--set needs KEY=VALUE");
+    setFlag(value.substr(0, eq), value.substr(eq + 1));
+  }
+}
+
+void HearthApp::initialize(Poco::Util::Application& self) {
+  // Do not load <appname>.properties implicitly; only --config FILE.
+  ServerApplication::initialize(self);
+}
+
+int HearthApp::main(const std::vector<std::string>&) {
+  if (helpRequested_) return EXIT_OK;
+  Config cfg;
+  try {
+    if (!configFile_.empty()) {
+      config().add(new Poco::Util::PropertyFileConfiguration(configFile_), kFilePriority, false);
+    }
+    cfg = Config::load(config());
+  } catch (const ConfigError& e) {
+    logEvent("error", std::string("configuration error: ") + e.what());
+    return EXIT_CONFIG;
+  } catch (const Poco::Exception& e) {
+    logEvent("error", "cannot read configuration: " + e.displayText());
+    return EXIT_CONFIG;
+  }
+  (void)kFlagPriority;
+
+  try {
+    Poco::File(cfg.dataDir).createDirectories();
+  } catch (const Poco::Exception& e) {
+    logEvent("error", "cannot create data directory " + cfg.dataDir + ": " + e.displayText());
+    return EXIT_CANTCREAT;
+  }
+
+  std::unique_ptr<fhir::ResourceStore> store;
+  try {
+    store = fhir::openStore(cfg.store);
+  } catch (const std::exception& e) {
+    logEvent("error", std::string("cannot open the store: ") + e.what());
+    return EXIT_UNAVAILABLE;
+  }
+  const auto& model = fhir::Model::r4();
+
+  fhir::ServiceOptions serviceOptions;
+  long cacheMb = cfg.fhir.readCacheMegabytes;
+  if (cacheMb < 0) cacheMb = store->backendName() == "sqlite" ? 256 : 0;
+  serviceOptions.readCacheBytes = static_cast<size_t>(cacheMb) * 1024 * 1024;
+  fhir::ResourceService service(*store, model, serviceOptions);
+
+  Metrics metrics;
+  std::FILE* logOut = stderr;
+  if (!cfg.log.file.empty()) {
+    logOut = std::fopen(cfg.log.file.c_str(), "a");
+    if (!logOut) {
+      logEvent("error", "cannot open log.file " + cfg.log.file);
+      return EXIT_CANTCREAT;
+    }
+  }
+  std::unique_ptr<AccessLog> accessLog;
+  if (cfg.log.access) accessLog = std::make_unique<AccessLog>(logOut);
+
+  ServerContext ctx{cfg, service, metrics, accessLog.get(), kVersion};
+
+  int httpPort = 0;
+  try {
+    Poco::Net::SocketAddress addr(cfg.http.host, static_cast<Poco::UInt16>(cfg.http.port));
+    std::unique_ptr<Poco::Net::ServerSocket> socket;
+    if (!cfg.http.tlsCertificate.empty()) {
+      Poco::Net::Context::Ptr tls = new Poco::Net::Context(
+          Poco::Net::Context::TLS_SERVER_USE, cfg.http.tlsPrivateKey, cfg.http.tlsCertificate, "",
+          Poco::Net::Context::VERIFY_NONE, 9, false, "HIGH:!aNULL:!MD5:!RC4");
+      tls->disableProtocols(Poco::Net::Context::PROTO_SSLV2 | Poco::Net::Context::PROTO_SSLV3 |
+                            Poco::Net::Context::PROTO_TLSV1 | Poco::Net::Context::PROTO_TLSV1_1);
+      socket = std::make_unique<Poco::Net::SecureServerSocket>(tls);
+      ctx.tls = true;
+    } else {
+      socket = std::make_unique<Poco::Net::ServerSocket>();
+    }
+    socket->bind(addr, true);
+    socket->listen(cfg.http.backlog);
+    httpPort = socket->address().port();
+
+    auto* params = new Poco::Net::HTTPServerParams;
+    params->setMaxThreads(cfg.http.threads);
+    params->setMaxQueued(cfg.http.queue);
+    params->setKeepAlive(cfg.http.keepAlive);
+    params->setKeepAliveTimeout(Poco::Timespan(cfg.http.keepAliveTimeoutSeconds, 0));
+    params->setMaxKeepAliveRequests(cfg.http.keepAliveMaxRequests == 0 ? 1000000000 : cfg.http.keepAliveMaxRequests);
+    params->setTimeout(Poco::Timespan(cfg.http.timeoutSeconds, 0));
+    params->setServerName("Hearth");
+    params->setSoftwareVersion(std::string("Hearth/") + kVersion);
+
+    Poco::ThreadPool pool("http", 4, cfg.http.threads, 60);
+    Poco::Net::HTTPServer server(new HearthRequestHandlerFactory(ctx), pool, *socket, params);
+    server.start();
+    if (!cfg.portFile.empty()) writePortFile(cfg.portFile, httpPort, cfg.mllpPort);
+    logEvent("info", "Hearth " + std::string(kVersion) + " listening on " + (ctx.tls ? "https://" : "http://") +
+                         cfg.http.host + ":" + std::to_string(httpPort) + "/fhir (store: " + store->backendName() +
+                         ", " + std::to_string(model.resourceTypes().size()) + " resource types)");
+
+    waitForTerminationRequest();
+
+    // Graceful shutdown: stop accepting, let in-flight requests finish, then close idle
+    // keep-alive connections.
+    logEvent("info", "shutdown requested; finishing in-flight requests");
+    server.stopAll(false);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.http.shutdownGraceSeconds);
+    while (ctx.inFlight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    server.stopAll(true);
+    const auto closeDeadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (server.currentConnections() > 0 && std::chrono::steady_clock::now() < closeDeadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    pool.joinAll();
+  } catch (const Poco::Exception& e) {
+    logEvent("error", "HTTP server failed: " + e.displayText());
+    return EXIT_SOFTWARE;
+  }
+  if (accessLog) accessLog.reset();
+  if (logOut != stderr) std::fclose(logOut);
+  logEvent("info", "Hearth stopped");
+  return EXIT_OK;
+}
+
+}  // namespace hearth::server

@@ -1,0 +1,120 @@
+#include "hearth/server/config.h"
+
+#include <Poco/Path.h>
+#include <Poco/String.h>
+#include <Poco/StringTokenizer.h>
+#include <Poco/Util/AbstractConfiguration.h>
+
+#include <cctype>
+
+namespace hearth::server {
+
+namespace {
+
+int intKey(const Poco::Util::AbstractConfiguration& c, const std::string& key, int def, int min, int max) {
+  int v = def;
+  try {
+    v = c.getInt(key, def);
+  } catch (const Poco::Exception&) {
+    throw ConfigError("config key " + key + " must be an integer");
+  }
+  if (v < min || v > max) {
+    throw ConfigError("config key " + key + " must be between " + std::to_string(min) + " and " +
+                      std::to_string(max));
+  }
+  return v;
+}
+
+bool boolKey(const Poco::Util::AbstractConfiguration& c, const std::string& key, bool def) {
+  try {
+    return c.getBool(key, def);
+  } catch (const Poco::Exception&) {
+    throw ConfigError("config key " + key + " must be true or false");
+  }
+}
+
+bool isHex64(const std::string& s) {
+  if (s.size() != 64) return false;
+  for (char ch : s)
+    if (!std::isxdigit(static_cast<unsigned char>(ch))) return false;
+  return true;
+}
+
+}  // namespace
+
+bool isLoopbackHost(const std::string& host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
+Config Config::load(const Poco::Util::AbstractConfiguration& c) {
+  Config cfg;
+  cfg.dataDir = c.getString("data.dir", cfg.dataDir);
+  cfg.portFile = c.getString("server.port-file", "");
+  cfg.mllpPort = intKey(c, "mllp.port", cfg.mllpPort, 0, 65535);
+
+  HttpConfig& h = cfg.http;
+  h.host = c.getString("http.host", h.host);
+  h.port = intKey(c, "http.port", h.port, 0, 65535);
+  h.threads = intKey(c, "http.threads", h.threads, 2, 4096);
+  h.queue = intKey(c, "http.queue", h.queue, 1, 100000);
+  h.backlog = intKey(c, "http.backlog", h.backlog, 1, 65535);
+  h.keepAlive = boolKey(c, "http.keepalive", h.keepAlive);
+  h.keepAliveTimeoutSeconds = intKey(c, "http.keepalive.timeout", h.keepAliveTimeoutSeconds, 1, 3600);
+  h.keepAliveMaxRequests = intKey(c, "http.keepalive.max-requests", h.keepAliveMaxRequests, 0, 1000000000);
+  h.timeoutSeconds = intKey(c, "http.timeout", h.timeoutSeconds, 1, 3600);
+  h.bodyLimitBytes = static_cast<size_t>(intKey(c, "http.body-limit", static_cast<int>(h.bodyLimitBytes), 256, 1 << 30));
+  h.shutdownGraceSeconds = intKey(c, "http.shutdown-grace", h.shutdownGraceSeconds, 0, 3600);
+  h.tlsCertificate = c.getString("http.tls.certificate", "");
+  h.tlsPrivateKey = c.getString("http.tls.private-key", "");
+  if (h.tlsCertificate.empty() != h.tlsPrivateKey.empty()) {
+    throw ConfigError("http.tls.certificate and http.tls.private-key must be set together");
+  }
+
+  fhir::StoreOptions& s = cfg.store;
+  s.url = c.getString("store.url", "");
+  if (s.url.empty()) s.url = "sqlite:" + Poco::Path(cfg.dataDir).append("hearth.db").toString();
+  s.poolMin = intKey(c, "store.pool.min", s.poolMin, 1, 1024);
+  s.poolMax = intKey(c, "store.pool.max", s.poolMax, 1, 1024);
+  if (s.poolMax < s.poolMin) throw ConfigError("store.pool.max must be >= store.pool.min");
+  s.sqliteSynchronous = Poco::toUpper(c.getString("store.sqlite.synchronous", s.sqliteSynchronous));
+  if (s.sqliteSynchronous != "FULL" && s.sqliteSynchronous != "NORMAL" && s.sqliteSynchronous != "EXTRA") {
+    throw ConfigError("store.sqlite.synchronous must be FULL, EXTRA or NORMAL");
+  }
+  s.busyTimeoutMs = intKey(c, "store.busy-timeout-ms", s.busyTimeoutMs, 0, 600000);
+
+  FhirConfig& f = cfg.fhir;
+  f.baseUrl = c.getString("fhir.base-url", "");
+  while (!f.baseUrl.empty() && f.baseUrl.back() == '/') f.baseUrl.pop_back();
+  f.pageSizeMax = intKey(c, "fhir.page-size.max", f.pageSizeMax, 1, 100000);
+  f.pageSizeDefault = intKey(c, "fhir.page-size.default", f.pageSizeDefault, 1, f.pageSizeMax);
+  f.readCacheMegabytes = intKey(c, "fhir.read-cache.mb", -1, -1, 1 << 20);
+
+  LogConfig& l = cfg.log;
+  l.access = boolKey(c, "log.access", l.access);
+  l.level = c.getString("log.level", l.level);
+  l.file = c.getString("log.file", "");
+
+  AuthConfig& a = cfg.auth;
+  a.enabled = boolKey(c, "auth.enabled", a.enabled);
+  Poco::StringTokenizer tokens(c.getString("auth.tokens", ""), ",;",
+                               Poco::StringTokenizer::TOK_TRIM | Poco::StringTokenizer::TOK_IGNORE_EMPTY);
+  for (const std::string& t : tokens) {
+    const auto colon = t.find(':');
+    TokenGrant g;
+    g.sha256Hex = Poco::toLower(t.substr(0, colon));
+    const std::string access = colon == std::string::npos ? "read" : t.substr(colon + 1);
+    if (!isHex64(g.sha256Hex) || (access != "read" && access != "write")) {
+      throw ConfigError("auth.tokens entries must be <sha256-hex>:read or <sha256-hex>:write");
+    }
+    g.write = access == "write";
+    a.tokens.push_back(g);
+  }
+  if (a.enabled && a.tokens.empty()) throw ConfigError("auth.enabled=true needs at least one entry in auth.tokens");
+  if (!a.enabled && !isLoopbackHost(h.host)) {
+    throw ConfigError("http.host " + h.host +
+                      " is not a loopback address: set auth.enabled=true (and auth.tokens) before exposing Hearth on a network");
+  }
+  return cfg;
+}
+
+}  // namespace hearth::server

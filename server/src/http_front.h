@@ -1,0 +1,37 @@
+#pragma once
+// The HTTP front: a Poco HTTPRequestHandlerFactory whose handlers route each request to the FHIR
+// interactions, health and metrics, and turn every FhirError into an OperationOutcome.
+// ServerContext is shared by all handler threads; everything in it is thread-safe or immutable.
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "access_log.h"
+#include "hearth/fhir/service.h"
+#include "hearth/server/config.h"
+#include "metrics.h"
+
+namespace hearth::server {
+
+struct ServerContext {
+  const Config& config;
+  fhir::ResourceService& service;
+  Metrics& metrics;
+  AccessLog* accessLog = nullptr;  // null when log.access=false
+  std::string softwareVersion;
+  std::atomic<int> inFlight{0};
+  std::atomic<bool> tls{false};
+};
+
+class HearthRequestHandlerFactory : public Poco::Net::HTTPRequestHandlerFactory {
+ public:
+  explicit HearthRequestHandlerFactory(ServerContext& ctx) : ctx_(ctx) {}
+  Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest& request) override;
+
+ private:
+  ServerContext& ctx_;
+};
+
+}  // namespace hearth::server
