@@ -136,6 +136,15 @@ std::string newResourceId() {
 ResourceService::ResourceService(ResourceStore& store, const Model& model, ServiceOptions options)
     : store_(store), model_(model), validator_(model), options_(options) {
   if (options_.readCacheBytes > 0) cache_ = std::make_unique<CurrentVersionCache>(options_.readCacheBytes);
+  if (options_.groupCommitMax > 0)
+    committer_ = std::make_unique<GroupCommitter>(store_, options_.groupCommitMax);
+}
+
+void ResourceService::runUnit(const GroupCommitter::Unit& unit) {
+  if (committer_) return committer_->run(unit);
+  auto tx = store_.begin();
+  unit(*tx);
+  tx->commit();
 }
 
 ResourceService::~ResourceService() = default;
@@ -143,8 +152,8 @@ ResourceService::~ResourceService() = default;
 bool ResourceService::isValidId(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
   for (char c : id) {
-    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '.';
+    const bool ok =
+        (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
     if (!ok) return false;
   }
   return true;
@@ -159,15 +168,18 @@ void ResourceService::checkId(std::string_view id) {
 
 void ResourceService::checkType(std::string_view type) const {
   if (!model_.isResourceType(type)) {
-    throw FhirError(404, IssueType::NotSupported, "Unknown resource type '" + std::string(type.substr(0, 64)) + "'");
+    throw FhirError(404, IssueType::NotSupported,
+                    "Unknown resource type '" + std::string(type.substr(0, 64)) + "'");
   }
 }
 
-void ResourceService::parseAndValidate(std::string_view type, std::string_view body,
-                                       std::string& bodyId, bool& hasId) {
-  if (body.empty()) throw FhirError(400, IssueType::Structure, "The request body is empty; a resource is required");
+void ResourceService::parseAndValidate(std::string_view type, std::string_view body, std::string& bodyId,
+                                       bool& hasId) {
+  if (body.empty())
+    throw FhirError(400, IssueType::Structure, "The request body is empty; a resource is required");
   rapidjson::Document doc = parseJson(body);
-  if (!doc.IsObject()) throw FhirError(400, IssueType::Structure, "The body must be a JSON object (a FHIR resource)");
+  if (!doc.IsObject())
+    throw FhirError(400, IssueType::Structure, "The body must be a JSON object (a FHIR resource)");
   const rapidjson::Value* rt = member(doc, "resourceType");
   if (!rt || !rt->IsString()) {
     throw FhirError(400, IssueType::Structure, "Missing resourceType", "resourceType");
@@ -175,8 +187,8 @@ void ResourceService::parseAndValidate(std::string_view type, std::string_view b
   std::string_view bodyType(rt->GetString(), rt->GetStringLength());
   if (bodyType != type) {
     throw FhirError(400, IssueType::Invalid,
-                    "resourceType '" + std::string(bodyType.substr(0, 64)) + "' does not match the URL type '" +
-                        std::string(type) + "'",
+                    "resourceType '" + std::string(bodyType.substr(0, 64)) +
+                        "' does not match the URL type '" + std::string(type) + "'",
                     "resourceType");
   }
   std::vector<Issue> issues = validator_.validate(doc);
@@ -203,7 +215,8 @@ auto ResourceService::withRetry(Fn&& fn) -> decltype(fn()) {
       std::uniform_int_distribution<int> jitter(0, 500 * attempt);
       std::this_thread::sleep_for(std::chrono::microseconds(200 * attempt + jitter(rng())));
     } catch (const StoreUnavailable&) {
-      throw FhirError(503, IssueType::Transient, "The data store is unavailable; nothing was written. Retry later.");
+      throw FhirError(503, IssueType::Transient,
+                      "The data store is unavailable; nothing was written. Retry later.");
     }
   }
 }
@@ -221,12 +234,14 @@ WriteOutcome ResourceService::create(std::string_view type, std::string_view bod
   const Instant now = nowInstant();
   StoredVersion v{std::string(type), id, 1, now.text, false, stampResource(body, type, id, 1, now.text), 0};
   withRetry([&] {
-    auto tx = store_.begin();
-    if (tx->current(type, v.id)) {  // a UUID collision: practically impossible, but never overwrite
-      throw StoreConflict();
-    }
-    tx->put(v);
-    tx->commit();
+    runUnit([&](StoreTransaction& tx) {
+      if (tx.current(type, v.id)) {  // a UUID collision: practically impossible, but never overwrite
+        v.id = newResourceId();
+        v.json = stampResource(body, type, v.id, 1, v.lastUpdated);
+        throw StoreConflict();
+      }
+      tx.put(v);
+    });
     return 0;
   });
   remember(v);
@@ -250,7 +265,8 @@ WriteOutcome ResourceService::update(std::string_view type, std::string_view id,
   try {
     if (auto cur = store_.read(type, id)) guess = cur->version + 1;
   } catch (const StoreUnavailable&) {
-    throw FhirError(503, IssueType::Transient, "The data store is unavailable; nothing was written. Retry later.");
+    throw FhirError(503, IssueType::Transient,
+                    "The data store is unavailable; nothing was written. Retry later.");
   }
   StoredVersion v;
   v.type = std::string(type);
@@ -261,25 +277,27 @@ WriteOutcome ResourceService::update(std::string_view type, std::string_view id,
   v.json = stampResource(body, type, id, guess, now.text);
   bool created = false;
   withRetry([&] {
-    auto tx = store_.begin();
-    auto cur = tx->current(type, id);
-    if (ifMatch && (!cur || cur->deleted || cur->version != *ifMatch)) {
-      throw FhirError(412, IssueType::Conflict,
-                      cur ? "Version conflict: If-Match names version " + std::to_string(*ifMatch) +
-                                " but the current version is " + std::to_string(cur->version) +
-                                (cur->deleted ? " (deleted)" : "")
-                          : "Precondition failed: the resource does not exist");
-    }
-    const int64_t next = cur ? cur->version + 1 : 1;
-    created = !cur || cur->deleted;
-    if (next != v.version) {
-      now = nowInstant();
-      v.version = next;
-      v.lastUpdated = now.text;
-      v.json = stampResource(body, type, id, next, now.text);
-    }
-    tx->put(v);
-    tx->commit();
+    runUnit([&](StoreTransaction& tx) {
+      auto cur = tx.current(type, id);
+      if (ifMatch && (!cur || cur->deleted || cur->version != *ifMatch)) {
+        throw FhirError(412, IssueType::Conflict,
+                        cur ? "Version conflict: If-Match names version " + std::to_string(*ifMatch) +
+                                  " but the current version is " + std::to_string(cur->version) +
+                                  (cur->deleted ? " (deleted)" : "")
+                            : "Precondition failed: the resource does not exist");
+      }
+      const int64_t next = cur ? cur->version + 1 : 1;
+      created = !cur || cur->deleted;
+      // Re-stamp when the guessed version was wrong, or when the current version carries a later
+      // time than our stamp (lastUpdated must not go backwards along a resource's versions).
+      if (next != v.version || (cur && cur->lastUpdated > v.lastUpdated)) {
+        now = nowInstant();
+        v.version = next;
+        v.lastUpdated = now.text;
+        v.json = stampResource(body, type, id, next, now.text);
+      }
+      tx.put(v);
+    });
     return 0;
   });
   remember(v);
@@ -295,29 +313,31 @@ WriteOutcome ResourceService::remove(std::string_view type, std::string_view id,
   v.id = std::string(id);
   bool wrote = false;
   withRetry([&] {
-    auto tx = store_.begin();
-    auto cur = tx->current(type, id);
-    if (!cur) throw FhirError(404, IssueType::NotFound, "Resource " + std::string(type) + "/" + std::string(id) + " is not known");
-    if (ifMatch && cur->version != *ifMatch) {
-      throw FhirError(412, IssueType::Conflict,
-                      "Version conflict: If-Match names version " + std::to_string(*ifMatch) +
-                          " but the current version is " + std::to_string(cur->version));
-    }
-    if (cur->deleted) {  // idempotent: report the existing deletion
-      v.version = cur->version;
-      v.lastUpdated = cur->lastUpdated;
+    runUnit([&](StoreTransaction& tx) {
+      auto cur = tx.current(type, id);
+      if (!cur)
+        throw FhirError(404, IssueType::NotFound,
+                        "Resource " + std::string(type) + "/" + std::string(id) + " is not known");
+      if (ifMatch && cur->version != *ifMatch) {
+        throw FhirError(412, IssueType::Conflict,
+                        "Version conflict: If-Match names version " + std::to_string(*ifMatch) +
+                            " but the current version is " + std::to_string(cur->version));
+      }
+      if (cur->deleted) {  // idempotent: report the existing deletion
+        v.version = cur->version;
+        v.lastUpdated = cur->lastUpdated;
+        v.deleted = true;
+        wrote = false;
+        return;
+      }
+      const Instant now = nowInstant();
+      v.version = cur->version + 1;
+      v.lastUpdated = now.text;
       v.deleted = true;
-      wrote = false;
-      return 0;
-    }
-    const Instant now = nowInstant();
-    v.version = cur->version + 1;
-    v.lastUpdated = now.text;
-    v.deleted = true;
-    v.json.clear();
-    tx->put(v);
-    tx->commit();
-    wrote = true;
+      v.json.clear();
+      tx.put(v);
+      wrote = true;
+    });
     return 0;
   });
   if (wrote) remember(v);
@@ -341,13 +361,16 @@ std::shared_ptr<const StoredVersion> ResourceService::read(std::string_view type
     } catch (const StoreUnavailable&) {
       throw FhirError(503, IssueType::Transient, "The data store is unavailable. Retry later.");
     }
-    if (!got) throw FhirError(404, IssueType::NotFound, "Resource " + std::string(type) + "/" + std::string(id) + " is not known");
+    if (!got)
+      throw FhirError(404, IssueType::NotFound,
+                      "Resource " + std::string(type) + "/" + std::string(id) + " is not known");
     v = std::make_shared<const StoredVersion>(std::move(*got));
     if (cache_) cache_->offer(key, v, epoch);
   }
   if (v->deleted) {
-    throw FhirError(410, IssueType::Deleted, "Resource " + std::string(type) + "/" + std::string(id) + " was deleted (version " +
-                                                 std::to_string(v->version) + ")");
+    throw FhirError(410, IssueType::Deleted,
+                    "Resource " + std::string(type) + "/" + std::string(id) + " was deleted (version " +
+                        std::to_string(v->version) + ")");
   }
   return v;
 }
@@ -362,12 +385,14 @@ StoredVersion ResourceService::vread(std::string_view type, std::string_view id,
     throw FhirError(503, IssueType::Transient, "The data store is unavailable. Retry later.");
   }
   if (!got) {
-    throw FhirError(404, IssueType::NotFound, "Version " + std::to_string(version) + " of " + std::string(type) + "/" +
-                                                  std::string(id) + " is not known");
+    throw FhirError(404, IssueType::NotFound,
+                    "Version " + std::to_string(version) + " of " + std::string(type) + "/" +
+                        std::string(id) + " is not known");
   }
   if (got->deleted) {
-    throw FhirError(410, IssueType::Deleted, "Version " + std::to_string(version) + " of " + std::string(type) + "/" +
-                                                 std::string(id) + " is a deletion");
+    throw FhirError(410, IssueType::Deleted,
+                    "Version " + std::to_string(version) + " of " + std::string(type) + "/" +
+                        std::string(id) + " is a deletion");
   }
   return std::move(*got);
 }

@@ -134,6 +134,9 @@ int HearthApp::main(const std::vector<std::string>&) {
   long cacheMb = cfg.fhir.readCacheMegabytes;
   if (cacheMb < 0) cacheMb = store->backendName() == "sqlite" ? 256 : 0;
   serviceOptions.readCacheBytes = static_cast<size_t>(cacheMb) * 1024 * 1024;
+  int groupCommit = cfg.fhir.groupCommitMax;
+  if (groupCommit < 0) groupCommit = store->backendName() == "sqlite" ? 64 : 0;
+  serviceOptions.groupCommitMax = groupCommit;
   fhir::ResourceService service(*store, model, serviceOptions);
 
   Metrics metrics;

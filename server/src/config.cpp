@@ -88,6 +88,7 @@ Config Config::load(const Poco::Util::AbstractConfiguration& c) {
   f.pageSizeMax = intKey(c, "fhir.page-size.max", f.pageSizeMax, 1, 100000);
   f.pageSizeDefault = intKey(c, "fhir.page-size.default", f.pageSizeDefault, 1, f.pageSizeMax);
   f.readCacheMegabytes = intKey(c, "fhir.read-cache.mb", -1, -1, 1 << 20);
+  f.groupCommitMax = intKey(c, "store.group-commit.max", -1, -1, 10000);
 
   LogConfig& l = cfg.log;
   l.access = boolKey(c, "log.access", l.access);

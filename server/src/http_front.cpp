@@ -278,7 +278,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
 
  private:
   void send(HTTPServerResponse& resp, const Response& r) {
-    resp.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(r.status));
+    resp.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(r.status));
     resp.set("X-Request-Id", requestId_);
     for (const auto& [k, v] : r.headers) resp.set(k, v);
     if (r.closeConnection) resp.setKeepAlive(false);

@@ -100,7 +100,8 @@ std::string Metrics::render(const fhir::StorePoolStats& pool, const std::string&
                   static_cast<unsigned long long>(total));
     out += line;
   }
-  std::snprintf(line, sizeof line,
+  char pool_block[2048];
+  std::snprintf(pool_block, sizeof pool_block,
                 "# HELP hearth_store_pool_capacity Maximum database sessions.\n"
                 "# TYPE hearth_store_pool_capacity gauge\n"
                 "hearth_store_pool_capacity{backend=\"%s\"} %d\n"
@@ -115,7 +116,7 @@ std::string Metrics::render(const fhir::StorePoolStats& pool, const std::string&
                 "hearth_store_pool_in_use{backend=\"%s\"} %d\n",
                 backend.c_str(), pool.capacity, backend.c_str(), pool.allocated, backend.c_str(), pool.idle,
                 backend.c_str(), pool.inUse);
-  out += line;
+  out += pool_block;
   return out;
 }
 

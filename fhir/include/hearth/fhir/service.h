@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "hearth/fhir/error.h"
+#include "hearth/fhir/group_commit.h"
 #include "hearth/fhir/model.h"
 #include "hearth/fhir/store.h"
 #include "hearth/fhir/validator.h"
@@ -26,6 +27,9 @@ struct ServiceOptions {
   // the store's only writer (the embedded SQLite deployment); multi-node deployments keep it 0.
   size_t readCacheBytes = 0;
   int maxWriteAttempts = 8;  // a unit of work that keeps losing races ends in 409
+  // Group commit: up to this many concurrent writes share one database commit (0 = off, each
+  // write commits alone). See GroupCommitter.
+  int groupCommitMax = 0;
 };
 
 struct WriteOutcome {
@@ -68,6 +72,8 @@ class ResourceService {
                         bool& hasId);
   template <class Fn>
   auto withRetry(Fn&& fn) -> decltype(fn());
+  // Runs one unit of work atomically: through the group committer, or in its own transaction.
+  void runUnit(const GroupCommitter::Unit& unit);
   void remember(const StoredVersion& v);
 
   ResourceStore& store_;
@@ -75,6 +81,7 @@ class ResourceService {
   ResourceValidator validator_;
   ServiceOptions options_;
   std::unique_ptr<CurrentVersionCache> cache_;
+  std::unique_ptr<GroupCommitter> committer_;  // declared last: stopped first
 };
 
 // Generates a new server-assigned resource id (random UUID v4 form, 36 chars).

@@ -20,6 +20,19 @@
 
 namespace hearth::fhir {
 
+class StoreConflict : public std::exception {
+ public:
+  const char* what() const noexcept override { return "concurrent write conflict"; }
+};
+class StoreUnavailable : public std::exception {
+ public:
+  explicit StoreUnavailable(std::string msg) : msg_(std::move(msg)) {}
+  const char* what() const noexcept override { return msg_.c_str(); }  // for logs only, never clients
+ private:
+  std::string msg_;
+};
+
+
 struct StoredVersion {
   std::string type;
   std::string id;
@@ -47,15 +60,25 @@ class StoreTransaction {
   // locked against concurrent writers where the backend needs it (PostgreSQL: SELECT ... FOR UPDATE).
   virtual std::optional<CurrentVersion> current(std::string_view type, std::string_view id) = 0;
   // Appends a version and makes it current. v.seq is assigned by the store and written back.
-  // The caller guarantees v.version == previous version + 1 (or 1 for a new resource).
+  // The caller guarantees v.version == previous version + 1 (or 1 for a new resource), and that
+  // v.lastUpdated is a valid FHIR instant (std::invalid_argument otherwise). A version that is
+  // not exactly one ahead of the stored current version throws StoreConflict.
   virtual void put(StoredVersion& v) = 0;
   virtual void commit() = 0;
+  // One level of savepoint, used by GroupCommitter to isolate the units of work that share this
+  // transaction: savepoint() marks, releaseSavepoint() keeps what was done since, and
+  // rollbackToSavepoint() undoes it (also after a failed statement) and leaves the transaction usable.
+  virtual void savepoint() { throw StoreUnavailable("savepoints not supported by this backend"); }
+  virtual void releaseSavepoint() { throw StoreUnavailable("savepoints not supported by this backend"); }
+  virtual void rollbackToSavepoint() { throw StoreUnavailable("savepoints not supported by this backend"); }
 };
 
 struct HistoryQuery {
   std::string type;                 // empty: whole system
   std::string id;                   // empty: whole type (requires type)
-  std::optional<std::string> since; // FHIR instant; only versions with lastUpdated >= since
+  std::optional<std::string> since; // FHIR instant; only versions with lastUpdated >= since.
+                                    // Also YYYY, YYYY-MM, YYYY-MM-DD (start of that day, UTC).
+                                    // history() throws FhirError 400 (invalid) for anything else.
   std::optional<int64_t> beforeSeq; // paging cursor: only versions with seq < beforeSeq
   int count = 50;                   // page size, >= 1
 };
@@ -97,18 +120,15 @@ struct StoreOptions {
 
 // Opens the store named by options.url and applies pending schema migrations.
 // Throws StoreUnavailable if the database cannot be opened or migrated.
+// URLs: sqlite:PATH (also sqlite:///abs/path), postgresql://user:pw@host:port/db?param=value
+// (also postgres://; query parameters are libpq keywords such as sslmode or options;
+// percent-escapes are decoded; values must not contain whitespace).
+// Every StoreTransaction must be gone before its ResourceStore is destroyed.
 std::unique_ptr<ResourceStore> openStore(const StoreOptions& options);
 
-class StoreConflict : public std::exception {
- public:
-  const char* what() const noexcept override { return "concurrent write conflict"; }
-};
-class StoreUnavailable : public std::exception {
- public:
-  explicit StoreUnavailable(std::string msg) : msg_(std::move(msg)) {}
-  const char* what() const noexcept override { return msg_.c_str(); }  // for logs only, never clients
- private:
-  std::string msg_;
-};
+// A FHIR instant (e.g. 2024-01-31T12:00:00.123+01:00) as microseconds since 1970-01-01T00:00:00Z,
+// or nullopt if it is not a valid instant. This is the order in which the store compares
+// lastUpdated with HistoryQuery::since.
+std::optional<int64_t> instantToEpochMicros(std::string_view instant);
 
 }  // namespace hearth::fhir

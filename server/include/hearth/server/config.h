@@ -36,6 +36,7 @@ struct FhirConfig {
   int pageSizeDefault = 20;
   int pageSizeMax = 1000;
   long readCacheMegabytes = -1;  // -1: auto (on for SQLite, off for PostgreSQL)
+  int groupCommitMax = -1;       // -1: auto (64 for SQLite, off for PostgreSQL); 0: off
 };
 
 struct LogConfig {
