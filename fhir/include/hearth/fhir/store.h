@@ -68,9 +68,9 @@ class StoreTransaction {
   // One level of savepoint, used by GroupCommitter to isolate the units of work that share this
   // transaction: savepoint() marks, releaseSavepoint() keeps what was done since, and
   // rollbackToSavepoint() undoes it (also after a failed statement) and leaves the transaction usable.
-  virtual void savepoint() { throw StoreUnavailable("savepoints not supported by this backend"); }
-  virtual void releaseSavepoint() { throw StoreUnavailable("savepoints not supported by this backend"); }
-  virtual void rollbackToSavepoint() { throw StoreUnavailable("savepoints not supported by this backend"); }
+  virtual void savepoint() = 0;
+  virtual void releaseSavepoint() = 0;
+  virtual void rollbackToSavepoint() = 0;
 };
 
 struct HistoryQuery {

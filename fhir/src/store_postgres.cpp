@@ -1,0 +1,670 @@
+// PostgreSQL backend of ResourceStore.
+//
+// Concurrency: transactions run at READ COMMITTED. A writer locks the resource's row in
+// resource_current with SELECT ... FOR UPDATE (current()), so writers of one resource queue behind
+// each other and each sees the version its predecessor committed. Two creators of the same new id
+// have no row to lock; the loser's version insert hits the primary key and put() throws
+// StoreConflict, as do serialization failures and deadlocks, so the caller retries the unit.
+//
+// Each pooled connection keeps its statements prepared server-side (PgConnection) and exchanges
+// parameters and results in binary, so the resource bytes travel verbatim (content is bytea).
+// A connection found broken is reset once and the failed read (or BEGIN) retried on it.
+#include "store_postgres.h"
+
+#include <Poco/Data/PostgreSQL/Connector.h>
+#include <Poco/Data/PostgreSQL/SessionHandle.h>
+#include <libpq-fe.h>
+
+#include <array>
+#include <bit>
+#include <bitset>
+#include <climits>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+
+#include "hearth/fhir/error.h"
+#include "store_common.h"
+
+namespace hearth::fhir::storeimpl {
+namespace {
+
+constexpr Oid kText = 25, kInt8 = 20, kBool = 16, kBytea = 17;
+
+// Key of the advisory lock that serialises schema migrations across nodes ("HEARTH\0\1").
+constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(5207640365980975105)";
+
+// The history fence ("HEARTH\0\2"). seq values are handed out at insert time but become visible at
+// commit, so under concurrent writers a lower seq can appear after a higher one; a newest-first
+// walk that had already passed it would never see it. Every write transaction holds the fence
+// shared from its first put() (before it takes a seq) until it ends; the first page of a history
+// walk takes it exclusively, which waits for in-flight writers, and reads its page while holding
+// it, so every seq at or below that page's top is final. Later pages need no fence.
+// If the fence cannot be had within HISTORY_FENCE_WAIT_MS (e.g. the calling thread itself has a write
+// transaction open), the page is read without it.
+#define HISTORY_FENCE_KEY "5207640365980975106"
+#define HISTORY_FENCE_WAIT_MS "1000"
+
+uint64_t toBigEndian(uint64_t v) {
+  if constexpr (std::endian::native == std::endian::little) return __builtin_bswap64(v);
+  return v;
+}
+
+// Owns one PGresult.
+class PgResult {
+ public:
+  explicit PgResult(PGresult* r = nullptr) : r_(r) {}
+  ~PgResult() { PQclear(r_); }
+  PgResult(PgResult&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
+  PgResult& operator=(PgResult&& o) noexcept {
+    if (this != &o) {
+      PQclear(r_);
+      r_ = std::exchange(o.r_, nullptr);
+    }
+    return *this;
+  }
+  PGresult* get() const { return r_; }
+  int rows() const { return PQntuples(r_); }
+  int64_t int8(int row, int col) const {
+    uint64_t v;
+    std::memcpy(&v, PQgetvalue(r_, row, col), sizeof v);
+    return static_cast<int64_t>(toBigEndian(v));
+  }
+  bool boolean(int row, int col) const { return PQgetvalue(r_, row, col)[0] != 0; }
+  std::string bytes(int row, int col) const {
+    return std::string(PQgetvalue(r_, row, col), static_cast<size_t>(PQgetlength(r_, row, col)));
+  }
+  std::string sqlstate() const {
+    const char* s = r_ ? PQresultErrorField(r_, PG_DIAG_SQLSTATE) : nullptr;
+    return s ? s : "";
+  }
+
+ private:
+  PGresult* r_;
+};
+
+[[noreturn]] void throwPg(PGconn* conn, const PgResult& r, const char* what) {
+  const std::string state = r.sqlstate();
+  // unique_violation, serialization_failure, deadlock_detected: a concurrent writer won.
+  if (state == "23505" || state == "40001" || state == "40P01") throw StoreConflict();
+  std::string msg = std::string("postgresql ") + what + ": ";
+  if (!state.empty()) msg += "[" + state + "] ";
+  const char* primary = r.get() ? PQresultErrorField(r.get(), PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  std::string text = primary ? primary : PQerrorMessage(conn);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  throw StoreUnavailable(msg + text);
+}
+
+// Binary parameters for PQexecPrepared. Values point into this object: do not copy it.
+class PgParams {
+ public:
+  PgParams() = default;
+  PgParams(const PgParams&) = delete;
+  PgParams& operator=(const PgParams&) = delete;
+
+  void text(std::string_view s) { add(s.data() ? s.data() : "", s.size()); }
+  void bytes(std::string_view s) { add(s.data() ? s.data() : "", s.size()); }
+  void int8(int64_t v) {
+    ints_[n_] = toBigEndian(static_cast<uint64_t>(v));
+    add(reinterpret_cast<const char*>(&ints_[n_]), sizeof(uint64_t));
+  }
+  void boolean(bool b) {
+    bools_[n_] = b ? 1 : 0;
+    add(&bools_[n_], 1);
+  }
+  int count() const { return n_; }
+  const char* const* values() const { return values_.data(); }
+  const int* lengths() const { return lengths_.data(); }
+  const int* formats() const { return formats_.data(); }
+
+ private:
+  void add(const char* p, size_t len) {
+    if (n_ >= kMax) throw std::logic_error("PgParams: too many parameters");
+    if (len > static_cast<size_t>(INT_MAX)) throw StoreUnavailable("postgresql: value too large");
+    values_[n_] = p;
+    lengths_[n_] = static_cast<int>(len);
+    formats_[n_] = 1;
+    ++n_;
+  }
+  static constexpr int kMax = 8;
+  int n_ = 0;
+  std::array<const char*, kMax> values_{};
+  std::array<int, kMax> lengths_{};
+  std::array<int, kMax> formats_{};
+  std::array<uint64_t, kMax> ints_{};
+  std::array<char, kMax> bools_{};
+};
+
+enum PgStmt {
+  kRead,
+  kVread,
+  kCurrent,
+  kInsertVersion,
+  kUpsertCurrent,
+  kHistSystem,
+  kHistSystemSince,
+  kHistType,
+  kHistTypeSince,
+  kHistInstance,
+  kHistInstanceSince,
+  kCountInstance,
+  kStmtCount
+};
+
+struct PgStmtDef {
+  const char* name;
+  const char* sql;
+  int nParams;
+  std::array<Oid, 7> types;
+};
+
+// The SQL, name and parameter types of each statement. History statements all take ($1 before-seq,
+// $2 limit, $3 since-us, $4 type, $5 id); instance history also returns the total count of the
+// resource's matching versions (same snapshot).
+#define HIST_COLS "SELECT type, id, version, last_updated, deleted, seq, content"
+#define INSTANCE_TOTAL \
+  ", (SELECT count(*) FROM resource_version WHERE type = $4 AND id = $5 AND last_updated_us >= $3) "
+PgStmtDef defOf(PgStmt s) {
+  constexpr std::array<Oid, 7> kHistTypes = {kInt8, kInt8, kInt8, kText, kText};
+  switch (s) {
+    case kRead:
+      return {"hearth_read",
+              "SELECT v.version, v.last_updated, v.deleted, v.seq, v.content FROM resource_current c "
+              "JOIN resource_version v ON v.seq = c.seq WHERE c.type = $1 AND c.id = $2",
+              2,
+              {kText, kText}};
+    case kVread:
+      return {"hearth_vread",
+              "SELECT version, last_updated, deleted, seq, content FROM resource_version "
+              "WHERE type = $1 AND id = $2 AND version = $3",
+              3,
+              {kText, kText, kInt8}};
+    case kCurrent:
+      return {"hearth_current",
+              "SELECT version, deleted, last_updated FROM resource_current "
+              "WHERE type = $1 AND id = $2 FOR UPDATE",
+              2,
+              {kText, kText}};
+    case kInsertVersion:
+      // Takes the history fence shared before a seq is drawn (see HISTORY_FENCE_KEY).
+      // DO NOTHING + RETURNING: a lost creator race shows up as zero rows, not as an error that
+      // would abort the transaction.
+      return {"hearth_insert_version",
+              "WITH fence AS (SELECT pg_advisory_xact_lock_shared(" HISTORY_FENCE_KEY
+              ")) "
+              "INSERT INTO resource_version "
+              "(type, id, version, last_updated, last_updated_us, deleted, content) "
+              "SELECT $1, $2, $3, $4, $5, $6, $7 FROM fence ON CONFLICT DO NOTHING RETURNING seq",
+              7,
+              {kText, kText, kInt8, kText, kInt8, kBool, kBytea}};
+    case kUpsertCurrent:
+      // Compare-and-set: only moves a pointer that is exactly one version behind.
+      return {"hearth_upsert_current",
+              "INSERT INTO resource_current (type, id, version, deleted, seq, last_updated) "
+              "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (type, id) DO UPDATE SET "
+              "version = EXCLUDED.version, deleted = EXCLUDED.deleted, seq = EXCLUDED.seq, "
+              "last_updated = EXCLUDED.last_updated WHERE resource_current.version = EXCLUDED.version - 1",
+              6,
+              {kText, kText, kInt8, kBool, kInt8, kText}};
+    case kHistSystem:
+      return {"hearth_hist_system",
+              HIST_COLS " FROM resource_version WHERE seq < $1 ORDER BY seq DESC LIMIT $2", 5, kHistTypes};
+    case kHistSystemSince:
+      return {"hearth_hist_system_since",
+              HIST_COLS
+              " FROM resource_version WHERE seq < $1 AND last_updated_us >= $3 "
+              "ORDER BY seq DESC LIMIT $2",
+              5, kHistTypes};
+    case kHistType:
+      return {"hearth_hist_type",
+              HIST_COLS " FROM resource_version WHERE type = $4 AND seq < $1 ORDER BY seq DESC LIMIT $2", 5,
+              kHistTypes};
+    case kHistTypeSince:
+      return {"hearth_hist_type_since",
+              HIST_COLS
+              " FROM resource_version WHERE type = $4 AND seq < $1 AND last_updated_us >= $3 "
+              "ORDER BY seq DESC LIMIT $2",
+              5, kHistTypes};
+    case kHistInstance:
+      return {"hearth_hist_instance",
+              HIST_COLS INSTANCE_TOTAL
+              "FROM resource_version WHERE type = $4 AND id = $5 AND seq < $1 "
+              "ORDER BY seq DESC LIMIT $2",
+              5, kHistTypes};
+    case kHistInstanceSince:
+      return {"hearth_hist_instance_since",
+              HIST_COLS INSTANCE_TOTAL
+              "FROM resource_version WHERE type = $4 AND id = $5 AND seq < $1 "
+              "AND last_updated_us >= $3 ORDER BY seq DESC LIMIT $2",
+              5, kHistTypes};
+    case kCountInstance:
+      return {"hearth_count_instance",
+              "SELECT count(*) FROM resource_version WHERE type = $4 AND id = $5 AND last_updated_us >= $3",
+              5, kHistTypes};
+    case kStmtCount:
+      break;
+  }
+  return {"", "", 0, {}};
+}
+#undef HIST_COLS
+#undef INSTANCE_TOTAL
+
+void quietNotices(void*, const char*) {}
+
+// One physical connection: its PGconn, which statements it has prepared, and the backend process
+// those belong to (a reset connection gets a new backend and must prepare again).
+class PgConnection : public NativeConnection {
+ public:
+  PgConnection(Poco::Data::Session& physical, PGconn* conn, int lockTimeoutMs)
+      : NativeConnection(physical), conn_(conn), lockTimeoutMs_(lockTimeoutMs) {
+    PQsetNoticeProcessor(conn_, quietNotices, nullptr);
+  }
+
+  // Poco 1.11 calls PQfinish only for a connection in CONNECTION_OK state (and then forgets the
+  // pointer); a broken one it just drops. Finish that one here, after Poco is done with it.
+  void dispose() noexcept override {
+    if (physical_.isNull()) return;
+    PGconn* stillOwned = nullptr;
+    try {
+      stillOwned = static_cast<PGconn*>(
+          *Poco::AnyCast<Poco::Data::PostgreSQL::SessionHandle*>(physical_->getProperty("handle")));
+    } catch (...) {
+    }
+    const bool leftOpen = stillOwned && PQstatus(stillOwned) != CONNECTION_OK;
+    NativeConnection::dispose();  // last reference: Poco's SessionImpl goes away here
+    if (leftOpen) PQfinish(stillOwned);
+  }
+
+  PGconn* raw() const { return conn_; }
+  bool broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+
+  // Re-establishes per-backend state after a (re)connect; cheap when nothing changed. Also ends a
+  // transaction a crashed caller might have left open.
+  void ensureReady() {
+    if (broken()) throw StoreUnavailable("postgresql: connection lost");
+    int pid = PQbackendPID(conn_);
+    if (pid != pid_) {
+      prepared_.reset();
+      std::string setup = "SET lock_timeout = " + std::to_string(lockTimeoutMs_);
+      simple(setup.c_str(), "session setup");
+      pid_ = pid;
+    }
+    if (PQtransactionStatus(conn_) != PQTRANS_IDLE) simple("ROLLBACK", "rollback");
+  }
+
+  // Tries to reconnect a broken connection; true if it is usable again.
+  bool tryReset() {
+    PQreset(conn_);
+    return !broken();
+  }
+
+  PgResult run(PgStmt s, const PgParams& p, const char* what) {
+    const PgStmtDef def = defOf(s);
+    if (!prepared_[s]) {
+      PgResult pr(PQprepare(conn_, def.name, def.sql, def.nParams, def.types.data()));
+      if (PQresultStatus(pr.get()) != PGRES_COMMAND_OK && pr.sqlstate() != "42P05")
+        throwPg(conn_, pr, "prepare");
+      prepared_.set(s);
+    }
+    PgResult r(PQexecPrepared(conn_, def.name, p.count(), p.values(), p.lengths(), p.formats(), 1));
+    ExecStatusType st = PQresultStatus(r.get());
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+      if (r.sqlstate() == "26000") prepared_.reset();  // statements vanished (e.g. DISCARD ALL)
+      throwPg(conn_, r, what);
+    }
+    return r;
+  }
+
+  // A statement without parameters through the simple query protocol (may hold several statements).
+  PgResult simple(const char* sql, const char* what) {
+    PgResult r(PQexec(conn_, sql));
+    ExecStatusType st = PQresultStatus(r.get());
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) throwPg(conn_, r, what);
+    return r;
+  }
+
+ private:
+  PGconn* conn_;
+  int lockTimeoutMs_;
+  int pid_ = -1;
+  std::bitset<kStmtCount> prepared_;
+};
+
+void* pgHandle(Poco::Data::Session& s) {
+  auto* handle = Poco::AnyCast<Poco::Data::PostgreSQL::SessionHandle*>(s.getProperty("handle"));
+  return static_cast<PGconn*>(*handle);
+}
+
+// Runs fn on a leased, ready connection. If it fails because the connection broke (server restart,
+// idle connection dropped by a firewall), resets it and runs fn once more: only for work that is
+// safe to repeat (reads, BEGIN).
+template <class Fn>
+auto withConnection(ConnectionPool& pool, const char* what, Fn&& fn) {
+  return guarded(what, [&] {
+    for (int attempt = 0;; ++attempt) {
+      auto lease = pool.acquire();
+      PgConnection& c = lease.conn<PgConnection>();
+      try {
+        if (c.broken() && !c.tryReset()) throw StoreUnavailable("postgresql: cannot reconnect");
+        c.ensureReady();
+        return fn(lease, c);
+      } catch (const StoreUnavailable&) {
+        if (attempt == 0 && c.broken() && c.tryReset()) continue;
+        throw;
+      }
+    }
+  });
+}
+
+StoredVersion versionFromRow(const PgResult& r, int row, std::string_view type, std::string_view id) {
+  StoredVersion v;
+  v.type = type;
+  v.id = id;
+  v.version = r.int8(row, 0);
+  v.lastUpdated = r.bytes(row, 1);
+  v.deleted = r.boolean(row, 2);
+  v.seq = r.int8(row, 3);
+  v.json = r.bytes(row, 4);
+  return v;
+}
+
+class PgTransaction final : public StoreTransaction {
+ public:
+  explicit PgTransaction(ConnectionPool& pool) {
+    lease_ = withConnection(pool, "postgresql begin", [](ConnectionPool::Lease& lease, PgConnection& c) {
+      c.simple("BEGIN", "begin");
+      return std::move(lease);
+    });
+    open_ = true;
+  }
+
+  ~PgTransaction() override {
+    if (!open_) return;
+    PgConnection& c = lease_.conn<PgConnection>();
+    if (!c.broken()) PQclear(PQexec(c.raw(), "ROLLBACK"));
+  }
+
+  std::optional<CurrentVersion> current(std::string_view type, std::string_view id) override {
+    return guarded("postgresql current", [&]() -> std::optional<CurrentVersion> {
+      PgParams p;
+      p.text(type);
+      p.text(id);
+      PgResult r = conn().run(kCurrent, p, "current");
+      if (r.rows() == 0) return std::nullopt;
+      CurrentVersion cv;
+      cv.version = r.int8(0, 0);
+      cv.deleted = r.boolean(0, 1);
+      cv.lastUpdated = r.bytes(0, 2);
+      return cv;
+    });
+  }
+
+  void put(StoredVersion& v) override {
+    auto us = parseInstantMicros(v.lastUpdated, false);
+    if (!us) throw std::invalid_argument("ResourceStore put: lastUpdated is not a FHIR instant");
+    if (v.version < 1) throw std::invalid_argument("ResourceStore put: version must be >= 1");
+    guarded("postgresql put", [&] {
+      PgConnection& c = conn();
+      int64_t seq = 0;
+      {
+        PgParams p;
+        p.text(v.type);
+        p.text(v.id);
+        p.int8(v.version);
+        p.text(v.lastUpdated);
+        p.int8(*us);
+        p.boolean(v.deleted);
+        p.bytes(v.json);
+        PgResult r = c.run(kInsertVersion, p, "insert version");
+        if (r.rows() != 1) throw StoreConflict();  // another writer committed this version first
+        seq = r.int8(0, 0);
+      }
+      PgParams p;
+      p.text(v.type);
+      p.text(v.id);
+      p.int8(v.version);
+      p.boolean(v.deleted);
+      p.int8(seq);
+      p.text(v.lastUpdated);
+      PgResult r = c.run(kUpsertCurrent, p, "update current");
+      if (std::strcmp(PQcmdTuples(r.get()), "1") != 0) throw StoreConflict();
+      v.seq = seq;
+    });
+  }
+
+  void savepoint() override {
+    guarded("postgresql savepoint", [&] { conn().simple("SAVEPOINT hearth_unit", "savepoint"); });
+  }
+  void releaseSavepoint() override {
+    guarded("postgresql savepoint",
+            [&] { conn().simple("RELEASE SAVEPOINT hearth_unit", "release savepoint"); });
+  }
+  // Also recovers a transaction aborted by a failed statement. Locks taken since the savepoint
+  // (row locks, the history fence) are released with it. Releasing the savepoint as well keeps the
+  // nesting at one level.
+  void rollbackToSavepoint() override {
+    guarded("postgresql savepoint", [&] {
+      conn().simple("ROLLBACK TO SAVEPOINT hearth_unit; RELEASE SAVEPOINT hearth_unit",
+                    "rollback to savepoint");
+    });
+  }
+
+  void commit() override {
+    guarded("postgresql commit", [&] {
+      PgResult r = conn().simple("COMMIT", "commit");
+      // COMMIT of a transaction that already failed reports ROLLBACK.
+      if (std::strcmp(PQcmdStatus(r.get()), "COMMIT") != 0) {
+        throw StoreUnavailable("postgresql commit: the transaction had failed and was rolled back");
+      }
+    });
+    open_ = false;
+    lease_.reset();
+  }
+
+ private:
+  PgConnection& conn() {
+    if (!open_) throw StoreUnavailable("postgresql: transaction already finished");
+    return lease_.conn<PgConnection>();
+  }
+
+  ConnectionPool::Lease lease_;
+  bool open_ = false;
+};
+
+class PostgresStore final : public ResourceStore {
+ public:
+  PostgresStore(const std::string& connectionString, const StoreOptions& options);
+
+  std::unique_ptr<StoreTransaction> begin() override { return std::make_unique<PgTransaction>(*pool_); }
+  std::optional<StoredVersion> read(std::string_view type, std::string_view id) override;
+  std::optional<StoredVersion> vread(std::string_view type, std::string_view id, int64_t version) override;
+  HistoryPage history(const HistoryQuery& q) override;
+  bool healthy() override;
+  StorePoolStats poolStats() override { return pool_->stats(); }
+  std::string backendName() const override { return "postgresql"; }
+
+ private:
+  void migrate();
+
+  int lockTimeoutMs_;
+  std::unique_ptr<ConnectionPool> pool_;
+};
+
+PostgresStore::PostgresStore(const std::string& connectionString, const StoreOptions& options)
+    : lockTimeoutMs_(std::max(1, options.busyTimeoutMs)) {
+  static std::once_flag registered;
+  std::call_once(registered, [] { Poco::Data::PostgreSQL::Connector::registerConnector(); });
+
+  ConnectionPoolConfig cfg;
+  cfg.connector = "postgresql";
+  cfg.connectionString = connectionString;
+  cfg.minSessions = options.poolMin;
+  cfg.maxSessions = options.poolMax;
+  cfg.acquireTimeout = std::chrono::milliseconds(std::max(1, options.busyTimeoutMs));
+  cfg.handleOf = pgHandle;
+  cfg.beforeConnect = [connectionString] {
+    if (PQping(connectionString.c_str()) != PQPING_OK) {
+      throw StoreUnavailable("postgresql: server not reachable or not accepting connections");
+    }
+  };
+  cfg.attach = [this](Poco::Data::Session& physical) -> std::unique_ptr<NativeConnection> {
+    return std::make_unique<PgConnection>(physical, static_cast<PGconn*>(pgHandle(physical)), lockTimeoutMs_);
+  };
+  pool_ = std::make_unique<ConnectionPool>(std::move(cfg));
+  migrate();
+  pool_->warmUp();
+}
+
+void PostgresStore::migrate() {
+  withConnection(*pool_, "postgresql migration", [&](ConnectionPool::Lease&, PgConnection& c) {
+    const auto& steps = postgresMigrations();
+    const int newest = steps.empty() ? 0 : steps.back().version;
+    for (const Migration& m : steps) {
+      c.simple("BEGIN", "migration");
+      try {
+        // Everything below runs with the lock held, so concurrent starts apply each step once
+        // (and do not race on CREATE TABLE IF NOT EXISTS either).
+        c.simple("SET LOCAL lock_timeout = 0", "migration");  // a long migration elsewhere is no error
+        c.simple(kMigrationLock, "migration lock");
+        c.simple(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+            "name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+            "migration");
+        std::string check = "SELECT coalesce(max(version), 0), count(*) FILTER (WHERE version = " +
+                            std::to_string(m.version) + ") FROM schema_migrations";
+        PgResult r = c.simple(check.c_str(), "migration");
+        const long maxApplied = std::stol(PQgetvalue(r.get(), 0, 0));
+        const long applied = std::stol(PQgetvalue(r.get(), 0, 1));
+        if (maxApplied > newest) {
+          throw StoreUnavailable("postgresql: database schema version " + std::to_string(maxApplied) +
+                                 " is newer than this build supports (" + std::to_string(newest) + ")");
+        }
+        if (!applied) {
+          c.simple(m.sql, "migration");
+          const char* values[] = {nullptr, m.name, nullptr};
+          std::string version = std::to_string(m.version), now = nowInstant();
+          values[0] = version.c_str();
+          values[2] = now.c_str();
+          PgResult ins(PQexecParams(
+              c.raw(), "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)", 3,
+              nullptr, values, nullptr, nullptr, 0));
+          if (PQresultStatus(ins.get()) != PGRES_COMMAND_OK) throwPg(c.raw(), ins, "migration");
+        }
+        c.simple("COMMIT", "migration");
+      } catch (...) {
+        if (!c.broken()) PQclear(PQexec(c.raw(), "ROLLBACK"));
+        throw;
+      }
+    }
+    return 0;
+  });
+}
+
+std::optional<StoredVersion> PostgresStore::read(std::string_view type, std::string_view id) {
+  return withConnection(*pool_, "postgresql read",
+                        [&](ConnectionPool::Lease&, PgConnection& c) -> std::optional<StoredVersion> {
+                          PgParams p;
+                          p.text(type);
+                          p.text(id);
+                          PgResult r = c.run(kRead, p, "read");
+                          if (r.rows() == 0) return std::nullopt;
+                          return versionFromRow(r, 0, type, id);
+                        });
+}
+
+std::optional<StoredVersion> PostgresStore::vread(std::string_view type, std::string_view id,
+                                                  int64_t version) {
+  return withConnection(*pool_, "postgresql vread",
+                        [&](ConnectionPool::Lease&, PgConnection& c) -> std::optional<StoredVersion> {
+                          PgParams p;
+                          p.text(type);
+                          p.text(id);
+                          p.int8(version);
+                          PgResult r = c.run(kVread, p, "vread");
+                          if (r.rows() == 0) return std::nullopt;
+                          return versionFromRow(r, 0, type, id);
+                        });
+}
+
+HistoryPage PostgresStore::history(const HistoryQuery& q) {
+  const HistoryScope scope = historyScope(q);
+  const int64_t since = sinceMicros(q);
+  const int limit = historyLimit(q);
+  const int64_t before = q.beforeSeq.value_or(INT64_MAX);
+  return withConnection(*pool_, "postgresql history", [&](ConnectionPool::Lease&, PgConnection& c) {
+    PgStmt s = scope == HistoryScope::System ? kHistSystem
+               : scope == HistoryScope::Type ? kHistType
+                                             : kHistInstance;
+    if (q.since) s = static_cast<PgStmt>(s + 1);
+    PgParams p;
+    p.int8(before);
+    p.int8(limit + 1);
+    p.int8(since);
+    p.text(q.type);
+    p.text(q.id);
+    // The first page of a walk is read behind the history fence (see HISTORY_FENCE_KEY).
+    bool fenced = false;
+    if (!q.beforeSeq) {
+      PgResult f(PQexec(c.raw(), "BEGIN; SET LOCAL lock_timeout = " HISTORY_FENCE_WAIT_MS
+                                 "; SELECT pg_advisory_xact_lock(" HISTORY_FENCE_KEY ")"));
+      fenced = PQresultStatus(f.get()) == PGRES_TUPLES_OK;
+      if (!fenced) {
+        if (c.broken()) throwPg(c.raw(), f, "history fence");
+        c.simple("ROLLBACK", "history fence");  // timed out: read the page unfenced
+      }
+    }
+    PgResult r;
+    try {
+      r = c.run(s, p, "history");
+      if (fenced) c.simple("COMMIT", "history");
+    } catch (...) {
+      if (fenced && !c.broken()) PQclear(PQexec(c.raw(), "ROLLBACK"));
+      throw;
+    }
+    HistoryPage page;
+    const int rows = r.rows();
+    for (int i = 0; i < rows && i < limit; ++i) {
+      StoredVersion v;
+      v.type = r.bytes(i, 0);
+      v.id = r.bytes(i, 1);
+      v.version = r.int8(i, 2);
+      v.lastUpdated = r.bytes(i, 3);
+      v.deleted = r.boolean(i, 4);
+      v.seq = r.int8(i, 5);
+      v.json = r.bytes(i, 6);
+      page.entries.push_back(std::move(v));
+    }
+    if (rows > limit) page.nextBeforeSeq = page.entries.back().seq;
+    if (scope == HistoryScope::Instance) {
+      if (rows > 0) {
+        page.total = r.int8(0, 7);
+      } else {
+        PgResult cnt = c.run(kCountInstance, p, "history count");
+        page.total = cnt.int8(0, 0);
+      }
+    }
+    return page;
+  });
+}
+
+bool PostgresStore::healthy() {
+  try {
+    return withConnection(*pool_, "postgresql health", [](ConnectionPool::Lease&, PgConnection& c) {
+      PgResult r = c.simple("SELECT 1", "health");
+      return r.rows() == 1;
+    });
+  } catch (...) {
+    return false;
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<ResourceStore> openPostgresStore(const std::string& connectionString,
+                                                 const StoreOptions& options) {
+  return guarded("postgresql open", [&]() -> std::unique_ptr<ResourceStore> {
+    return std::make_unique<PostgresStore>(connectionString, options);
+  });
+}
+
+}  // namespace hearth::fhir::storeimpl

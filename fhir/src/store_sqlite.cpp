@@ -1,0 +1,629 @@
+// SQLite backend of ResourceStore.
+//
+// Concurrency: the database runs in WAL mode, so readers never wait for the writer. SQLite allows
+// one writer at a time; SqliteStore serialises its own writers with writerMutex_, held from begin()
+// until the transaction commits or is destroyed, and every write transaction starts with BEGIN
+// IMMEDIATE so another process on the same file waits (busy_timeout) instead of failing half-way.
+// Readers take any pooled connection. Each connection keeps its statements prepared
+// (SqliteConnection); a statement is reset as soon as its caller is done so no read transaction
+// stays open on an idle connection.
+#include "store_sqlite.h"
+
+#include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/SQLite/Utility.h>
+#include <Poco/Data/Statement.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <climits>
+#include <mutex>
+#include <stdexcept>
+
+#include "hearth/fhir/error.h"
+#include "store_common.h"
+
+namespace hearth::fhir::storeimpl {
+namespace {
+
+[[noreturn]] void throwSqlite(sqlite3* db, int rc, const char* what) {
+  if ((rc & 0xff) == SQLITE_CONSTRAINT) throw StoreConflict();
+  std::string msg = std::string("sqlite ") + what + ": ";
+  msg += db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  throw StoreUnavailable(std::move(msg));
+}
+
+void execOrThrow(sqlite3* db, const char* sql, const char* what) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = std::string("sqlite ") + what + ": " + (err ? err : sqlite3_errstr(rc));
+    sqlite3_free(err);
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) throw StoreConflict();
+    throw StoreUnavailable(std::move(msg));
+  }
+}
+
+// Per-connection prepared statements. Index = Stmt.
+enum Stmt {
+  kRead,
+  kVread,
+  kCurrent,
+  kInsertVersion,
+  kUpsertCurrent,
+  kBeginImmediate,
+  kBeginRead,
+  kCommit,
+  kRollback,
+  kHistSystem,
+  kHistSystemSince,
+  kHistType,
+  kHistTypeSince,
+  kHistInstance,
+  kHistInstanceSince,
+  kCountInstance,
+  kHistSystemSinceByTime,
+  kHistTypeSinceByTime,
+  kSinceProbeSystem,
+  kSinceProbeType,
+  kSavepoint,
+  kReleaseSavepoint,
+  kRollbackToSavepoint,
+  kStmtCount
+};
+
+// A `since` query runs one of two plans. When few versions match (fewer than kSincePlanThreshold,
+// counted cheaply on the time index), it collects their seqs from the time index, sorts those
+// and fetches the page: cost follows the number of matches. When many match, it walks seq
+// newest-first and filters by time: the recent matches sit at the top, so the page fills at once.
+// (Walking seq alone would read the whole table whenever fewer than a page match; sorting alone
+// would sort everything since an old instant for every page.)
+constexpr int kSincePlanThreshold = 2000;
+
+// The SQL of each statement. History statements share their parameters: ?1 before-seq (exclusive),
+// ?2 limit, ?3 since (epoch us), ?4 type, ?5 id; each declares only those up to the highest it uses.
+#define HIST_COLS "SELECT type, id, version, last_updated, deleted, seq, content FROM resource_version "
+const char* sqlOf(Stmt s) {
+  switch (s) {
+    case kRead:
+      return "SELECT v.version, v.last_updated, v.deleted, v.seq, v.content FROM resource_current c "
+             "JOIN resource_version v ON v.seq = c.seq WHERE c.type = ?1 AND c.id = ?2";
+    case kVread:
+      return "SELECT version, last_updated, deleted, seq, content FROM resource_version "
+             "WHERE type = ?1 AND id = ?2 AND version = ?3";
+    case kCurrent:
+      return "SELECT version, deleted, last_updated FROM resource_current WHERE type = ?1 AND id = ?2";
+    case kInsertVersion:
+      return "INSERT INTO resource_version "
+             "(type, id, version, last_updated, last_updated_us, deleted, content) "
+             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    case kUpsertCurrent:
+      // The WHERE makes the update a compare-and-set: it only moves a pointer that is one version
+      // behind, so a writer that skipped current() cannot overwrite a newer version.
+      return "INSERT INTO resource_current (type, id, version, deleted, seq, last_updated) "
+             "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (type, id) DO UPDATE SET "
+             "version = excluded.version, deleted = excluded.deleted, seq = excluded.seq, "
+             "last_updated = excluded.last_updated WHERE resource_current.version = excluded.version - 1";
+    case kBeginImmediate:
+      return "BEGIN IMMEDIATE";
+    case kBeginRead:
+      return "BEGIN";
+    case kCommit:
+      return "COMMIT";
+    case kRollback:
+      return "ROLLBACK";
+    case kHistSystem:
+      return HIST_COLS "WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2";
+    case kHistSystemSince:
+      // "+" keeps the planner off the time index: the walk-seq plan (see kSincePlanThreshold).
+      return HIST_COLS "WHERE seq < ?1 AND +last_updated_us >= ?3 ORDER BY seq DESC LIMIT ?2";
+    case kHistType:
+      return HIST_COLS
+          "INDEXED BY resource_version_type_seq WHERE type = ?4 AND seq < ?1 ORDER BY seq DESC LIMIT ?2";
+    case kHistTypeSince:
+      return HIST_COLS
+          "INDEXED BY resource_version_type_seq "
+          "WHERE type = ?4 AND seq < ?1 AND last_updated_us >= ?3 ORDER BY seq DESC LIMIT ?2";
+    case kHistInstance:
+      return HIST_COLS "WHERE type = ?4 AND id = ?5 AND seq < ?1 ORDER BY seq DESC LIMIT ?2";
+    case kHistInstanceSince:
+      return HIST_COLS
+          "WHERE type = ?4 AND id = ?5 AND seq < ?1 AND last_updated_us >= ?3 ORDER BY seq DESC LIMIT ?2";
+    case kCountInstance:
+      return "SELECT count(*) FROM resource_version WHERE type = ?4 AND id = ?5 AND last_updated_us >= ?3";
+    case kHistSystemSinceByTime:
+      return HIST_COLS
+          "WHERE seq IN (SELECT seq FROM resource_version INDEXED BY resource_version_updated "
+          "WHERE last_updated_us >= ?3 AND seq < ?1 ORDER BY seq DESC LIMIT ?2) ORDER BY seq DESC";
+    case kHistTypeSinceByTime:
+      return HIST_COLS
+          "WHERE seq IN (SELECT seq FROM resource_version INDEXED BY resource_version_type_updated "
+          "WHERE type = ?4 AND last_updated_us >= ?3 AND seq < ?1 ORDER BY seq DESC LIMIT ?2) "
+          "ORDER BY seq DESC";
+    case kSinceProbeSystem:
+      return "SELECT count(*) FROM (SELECT 1 FROM resource_version INDEXED BY resource_version_updated "
+             "WHERE last_updated_us >= ?3 AND seq < ?1 LIMIT ?2)";
+    case kSinceProbeType:
+      return "SELECT count(*) FROM (SELECT 1 FROM resource_version INDEXED BY resource_version_type_updated "
+             "WHERE type = ?4 AND last_updated_us >= ?3 AND seq < ?1 LIMIT ?2)";
+    case kSavepoint:
+      return "SAVEPOINT hearth_unit";
+    case kReleaseSavepoint:
+      return "RELEASE hearth_unit";
+    case kRollbackToSavepoint:
+      return "ROLLBACK TO hearth_unit";
+    case kStmtCount:
+      break;
+  }
+  return "";
+}
+#undef HIST_COLS
+
+class SqliteConnection : public NativeConnection {
+ public:
+  SqliteConnection(Poco::Data::Session& physical, sqlite3* db) : NativeConnection(physical), db_(db) {}
+
+  sqlite3* db() const { return db_; }
+
+  // The prepared statement s, compiled on first use and kept for the connection's life.
+  sqlite3_stmt* statement(Stmt s) {
+    if (!stmts_[s]) {
+      int rc = sqlite3_prepare_v3(db_, sqlOf(s), -1, SQLITE_PREPARE_PERSISTENT, &stmts_[s], nullptr);
+      if (rc != SQLITE_OK) {
+        stmts_[s] = nullptr;
+        throwSqlite(db_, rc, "prepare");
+      }
+    }
+    return stmts_[s];
+  }
+
+  // Poco has closed the connection with sqlite3_close_v2, which leaves it open until its last
+  // statement is finalized: finalizing ours frees it.
+  void dispose() noexcept override {
+    for (auto& st : stmts_) {
+      if (st) sqlite3_finalize(st);
+      st = nullptr;
+    }
+    NativeConnection::dispose();
+  }
+
+ private:
+  sqlite3* db_;
+  std::array<sqlite3_stmt*, kStmtCount> stmts_{};
+};
+
+// One execution of a prepared statement; resets it (ending its implicit read transaction) on exit.
+class Running {
+ public:
+  Running(SqliteConnection& c, Stmt s) : db_(c.db()), st_(c.statement(s)) {}
+  ~Running() {
+    sqlite3_reset(st_);
+    sqlite3_clear_bindings(st_);
+  }
+  Running(const Running&) = delete;
+  Running& operator=(const Running&) = delete;
+
+  // Binds parameter i if the statement declares it. Text and blobs must outlive the execution.
+  // (A null data pointer would bind SQL NULL, hence the "".)
+  void text(int i, std::string_view v) {
+    if (i > sqlite3_bind_parameter_count(st_)) return;
+    check(sqlite3_bind_text64(st_, i, v.data() ? v.data() : "", v.size(), SQLITE_STATIC, SQLITE_UTF8));
+  }
+  void blob(int i, std::string_view v) {
+    if (i > sqlite3_bind_parameter_count(st_)) return;
+    check(sqlite3_bind_blob64(st_, i, v.data() ? v.data() : "", v.size(), SQLITE_STATIC));
+  }
+  void int64(int i, int64_t v) {
+    if (i <= sqlite3_bind_parameter_count(st_)) check(sqlite3_bind_int64(st_, i, v));
+  }
+
+  // SQLITE_ROW -> true, SQLITE_DONE -> false, anything else throws.
+  bool step(const char* what) {
+    int rc = sqlite3_step(st_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throwSqlite(db_, rc, what);
+  }
+
+  int64_t colInt(int c) const { return sqlite3_column_int64(st_, c); }
+  std::string colBytes(int c) const {
+    const void* p = sqlite3_column_blob(st_, c);
+    int n = sqlite3_column_bytes(st_, c);
+    return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(n)) : std::string();
+  }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) throwSqlite(db_, rc, "bind");
+  }
+  sqlite3* db_;
+  sqlite3_stmt* st_;
+};
+
+// Rolls back the connection's open transaction, if any. Errors are ignored: SQLite may already
+// have rolled back by itself after an I/O error.
+void rollbackQuietly(SqliteConnection& c) noexcept {
+  if (sqlite3_get_autocommit(c.db())) return;
+  try {
+    Running r(c, kRollback);
+    r.step("rollback");
+  } catch (...) {
+  }
+  if (!sqlite3_get_autocommit(c.db())) sqlite3_exec(c.db(), "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+std::string normaliseSynchronous(const std::string& s) {
+  std::string up;
+  for (char c : s) up.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  if (up == "FULL" || up == "NORMAL" || up == "EXTRA") return up;
+  throw StoreUnavailable("sqlite synchronous must be FULL or NORMAL (got '" + s + "')");
+}
+
+class SqliteStore;
+
+class SqliteTransaction final : public StoreTransaction {
+ public:
+  SqliteTransaction(std::timed_mutex& writerMutex, ConnectionPool& pool, std::chrono::milliseconds wait);
+  ~SqliteTransaction() override;
+
+  std::optional<CurrentVersion> current(std::string_view type, std::string_view id) override;
+  void put(StoredVersion& v) override;
+  void commit() override;
+  void savepoint() override { step(kSavepoint, "savepoint"); }
+  void releaseSavepoint() override { step(kReleaseSavepoint, "release savepoint"); }
+  // ROLLBACK TO keeps the savepoint open; releasing it too keeps the nesting at one level.
+  void rollbackToSavepoint() override {
+    step(kRollbackToSavepoint, "rollback to savepoint");
+    step(kReleaseSavepoint, "release savepoint");
+  }
+
+ private:
+  void step(Stmt s, const char* what) {
+    guarded("sqlite savepoint", [&] {
+      Running r(conn(), s);
+      r.step(what);
+    });
+  }
+  SqliteConnection& conn() {
+    if (!open_) throw StoreUnavailable("sqlite: transaction already finished");
+    return lease_.conn<SqliteConnection>();
+  }
+
+  std::unique_lock<std::timed_mutex> writer_;
+  ConnectionPool::Lease lease_;
+  bool open_ = false;
+};
+
+SqliteTransaction::SqliteTransaction(std::timed_mutex& writerMutex, ConnectionPool& pool,
+                                     std::chrono::milliseconds wait)
+    : writer_(writerMutex, std::defer_lock) {
+  if (!writer_.try_lock_for(wait)) throw StoreUnavailable("sqlite: timed out waiting for the write lock");
+  lease_ = pool.acquire();
+  guarded("sqlite begin", [&] {
+    Running r(lease_.conn<SqliteConnection>(), kBeginImmediate);
+    r.step("begin");
+  });
+  open_ = true;
+}
+
+SqliteTransaction::~SqliteTransaction() {
+  if (open_) rollbackQuietly(lease_.conn<SqliteConnection>());
+}
+
+std::optional<CurrentVersion> SqliteTransaction::current(std::string_view type, std::string_view id) {
+  return guarded("sqlite current", [&]() -> std::optional<CurrentVersion> {
+    Running r(conn(), kCurrent);
+    r.text(1, type);
+    r.text(2, id);
+    if (!r.step("current")) return std::nullopt;
+    CurrentVersion cv;
+    cv.version = r.colInt(0);
+    cv.deleted = r.colInt(1) != 0;
+    cv.lastUpdated = r.colBytes(2);
+    return cv;
+  });
+}
+
+void SqliteTransaction::put(StoredVersion& v) {
+  auto us = parseInstantMicros(v.lastUpdated, false);
+  if (!us) throw std::invalid_argument("ResourceStore put: lastUpdated is not a FHIR instant");
+  if (v.version < 1) throw std::invalid_argument("ResourceStore put: version must be >= 1");
+  guarded("sqlite put", [&] {
+    SqliteConnection& c = conn();
+    {
+      Running r(c, kInsertVersion);
+      r.text(1, v.type);
+      r.text(2, v.id);
+      r.int64(3, v.version);
+      r.text(4, v.lastUpdated);
+      r.int64(5, *us);
+      r.int64(6, v.deleted ? 1 : 0);
+      r.blob(7, v.json);
+      r.step("insert version");
+    }
+    int64_t seq = sqlite3_last_insert_rowid(c.db());
+    {
+      Running r(c, kUpsertCurrent);
+      r.text(1, v.type);
+      r.text(2, v.id);
+      r.int64(3, v.version);
+      r.int64(4, v.deleted ? 1 : 0);
+      r.int64(5, seq);
+      r.text(6, v.lastUpdated);
+      r.step("update current");
+    }
+    if (sqlite3_changes(c.db()) != 1) throw StoreConflict();
+    v.seq = seq;
+  });
+}
+
+void SqliteTransaction::commit() {
+  guarded("sqlite commit", [&] {
+    Running r(conn(), kCommit);
+    r.step("commit");
+  });
+  open_ = false;
+  lease_.reset();
+  writer_.unlock();
+}
+
+class SqliteStore final : public ResourceStore {
+ public:
+  SqliteStore(std::string path, const StoreOptions& options);
+
+  std::unique_ptr<StoreTransaction> begin() override {
+    return std::make_unique<SqliteTransaction>(writerMutex_, *pool_, wait_);
+  }
+  std::optional<StoredVersion> read(std::string_view type, std::string_view id) override;
+  std::optional<StoredVersion> vread(std::string_view type, std::string_view id, int64_t version) override;
+  HistoryPage history(const HistoryQuery& q) override;
+  bool healthy() override;
+  StorePoolStats poolStats() override { return pool_->stats(); }
+  std::string backendName() const override { return "sqlite"; }
+
+ private:
+  std::unique_ptr<NativeConnection> attach(Poco::Data::Session& physical);
+  void migrate();
+
+  std::string synchronous_;
+  int busyTimeoutMs_;
+  std::chrono::milliseconds wait_;
+  std::timed_mutex writerMutex_;  // held by the one live write transaction
+  std::unique_ptr<ConnectionPool> pool_;
+};
+
+void* sqliteHandle(Poco::Data::Session& s) { return Poco::Data::SQLite::Utility::dbHandle(s); }
+
+SqliteStore::SqliteStore(std::string path, const StoreOptions& options)
+    : synchronous_(normaliseSynchronous(options.sqliteSynchronous)),
+      busyTimeoutMs_(std::max(0, options.busyTimeoutMs)),
+      wait_(std::max(1, options.busyTimeoutMs)) {
+  static std::once_flag registered;
+  std::call_once(registered, [] { Poco::Data::SQLite::Connector::registerConnector(); });
+
+  ConnectionPoolConfig cfg;
+  cfg.connector = "sqlite";
+  cfg.connectionString = std::move(path);
+  cfg.minSessions = options.poolMin;
+  cfg.maxSessions = options.poolMax;
+  cfg.acquireTimeout = wait_;
+  cfg.handleOf = sqliteHandle;
+  cfg.attach = [this](Poco::Data::Session& s) { return attach(s); };
+  pool_ = std::make_unique<ConnectionPool>(std::move(cfg));
+  migrate();
+  pool_->warmUp();
+}
+
+std::unique_ptr<NativeConnection> SqliteStore::attach(Poco::Data::Session& physical) {
+  sqlite3* db = Poco::Data::SQLite::Utility::dbHandle(physical);
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, busyTimeoutMs_);
+  // WAL is a property of the file: the first connection switches it, later ones just confirm.
+  {
+    sqlite3_stmt* st = nullptr;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, nullptr);
+    std::string mode;
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+      mode = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    if (mode != "wal") throwSqlite(db, rc == SQLITE_OK ? SQLITE_ERROR : rc, "switching to WAL");
+  }
+  execOrThrow(db, ("PRAGMA synchronous = " + synchronous_).c_str(), "configure");
+  execOrThrow(db, "PRAGMA foreign_keys = OFF", "configure");
+  return std::make_unique<SqliteConnection>(physical, db);
+}
+
+void SqliteStore::migrate() {
+  std::unique_lock writer(writerMutex_);
+  auto lease = pool_->acquire();
+  SqliteConnection& c = lease.conn<SqliteConnection>();
+  sqlite3* db = c.db();
+  const auto& steps = sqliteMigrations();
+  const int newest = steps.empty() ? 0 : steps.back().version;
+  for (const Migration& m : steps) {
+    execOrThrow(db, "BEGIN IMMEDIATE", "migration");
+    try {
+      execOrThrow(db,
+                  "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                  "name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+                  "migration");
+      sqlite3_stmt* st = nullptr;
+      int64_t applied = 0, maxApplied = 0;
+      int rc = sqlite3_prepare_v2(db,
+                                  "SELECT coalesce(max(version), 0), coalesce(sum(version = ?1), 0) "
+                                  "FROM schema_migrations",
+                                  -1, &st, nullptr);
+      if (rc != SQLITE_OK) throwSqlite(db, rc, "migration");
+      sqlite3_bind_int(st, 1, m.version);
+      rc = sqlite3_step(st);
+      if (rc == SQLITE_ROW) {
+        maxApplied = sqlite3_column_int64(st, 0);
+        applied = sqlite3_column_int64(st, 1);
+      }
+      sqlite3_finalize(st);
+      if (rc != SQLITE_ROW) throwSqlite(db, rc, "migration");
+      if (maxApplied > newest) {
+        throw StoreUnavailable("sqlite: database schema version " + std::to_string(maxApplied) +
+                               " is newer than this build supports (" + std::to_string(newest) + ")");
+      }
+      if (!applied) {
+        execOrThrow(db, m.sql, "migration");
+        rc = sqlite3_prepare_v2(
+            db, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)", -1, &st,
+            nullptr);
+        if (rc != SQLITE_OK) throwSqlite(db, rc, "migration");
+        std::string now = nowInstant();
+        sqlite3_bind_int(st, 1, m.version);
+        sqlite3_bind_text(st, 2, m.name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, now.c_str(), -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE) throwSqlite(db, rc, "migration");
+      }
+      execOrThrow(db, "COMMIT", "migration");
+    } catch (const StoreConflict&) {
+      rollbackQuietly(c);
+      throw StoreUnavailable("sqlite: migration " + std::to_string(m.version) + " failed");
+    } catch (...) {
+      rollbackQuietly(c);
+      throw;
+    }
+  }
+}
+
+std::optional<StoredVersion> SqliteStore::read(std::string_view type, std::string_view id) {
+  return guarded("sqlite read", [&]() -> std::optional<StoredVersion> {
+    auto lease = pool_->acquire();
+    Running r(lease.conn<SqliteConnection>(), kRead);
+    r.text(1, type);
+    r.text(2, id);
+    if (!r.step("read")) return std::nullopt;
+    StoredVersion v;
+    v.type = type;
+    v.id = id;
+    v.version = r.colInt(0);
+    v.lastUpdated = r.colBytes(1);
+    v.deleted = r.colInt(2) != 0;
+    v.seq = r.colInt(3);
+    v.json = r.colBytes(4);
+    return v;
+  });
+}
+
+std::optional<StoredVersion> SqliteStore::vread(std::string_view type, std::string_view id, int64_t version) {
+  return guarded("sqlite vread", [&]() -> std::optional<StoredVersion> {
+    auto lease = pool_->acquire();
+    Running r(lease.conn<SqliteConnection>(), kVread);
+    r.text(1, type);
+    r.text(2, id);
+    r.int64(3, version);
+    if (!r.step("vread")) return std::nullopt;
+    StoredVersion v;
+    v.type = type;
+    v.id = id;
+    v.version = r.colInt(0);
+    v.lastUpdated = r.colBytes(1);
+    v.deleted = r.colInt(2) != 0;
+    v.seq = r.colInt(3);
+    v.json = r.colBytes(4);
+    return v;
+  });
+}
+
+HistoryPage SqliteStore::history(const HistoryQuery& q) {
+  const HistoryScope scope = historyScope(q);
+  const int64_t since = sinceMicros(q);
+  const int limit = historyLimit(q);
+  const int64_t before = q.beforeSeq.value_or(INT64_MAX);
+  return guarded("sqlite history", [&] {
+    auto lease = pool_->acquire();
+    SqliteConnection& c = lease.conn<SqliteConnection>();
+    HistoryPage page;
+    const bool withTotal = scope == HistoryScope::Instance;
+    // The count and the page come from one snapshot.
+    if (withTotal) Running(c, kBeginRead).step("history");
+    try {
+      Stmt s = scope == HistoryScope::System ? kHistSystem
+               : scope == HistoryScope::Type ? kHistType
+                                             : kHistInstance;
+      if (q.since) s = static_cast<Stmt>(s + 1);
+      if (q.since && scope != HistoryScope::Instance) {
+        Running probe(c, scope == HistoryScope::System ? kSinceProbeSystem : kSinceProbeType);
+        probe.int64(1, before);
+        probe.int64(2, kSincePlanThreshold);
+        probe.int64(3, since);
+        probe.text(4, q.type);
+        if (probe.step("history") && probe.colInt(0) < kSincePlanThreshold) {
+          s = scope == HistoryScope::System ? kHistSystemSinceByTime : kHistTypeSinceByTime;
+        }
+      }
+      {
+        Running r(c, s);
+        r.int64(1, before);
+        r.int64(2, limit + 1);
+        r.int64(3, since);
+        r.text(4, q.type);
+        r.text(5, q.id);
+        while (r.step("history")) {
+          StoredVersion v;
+          v.type = r.colBytes(0);
+          v.id = r.colBytes(1);
+          v.version = r.colInt(2);
+          v.lastUpdated = r.colBytes(3);
+          v.deleted = r.colInt(4) != 0;
+          v.seq = r.colInt(5);
+          v.json = r.colBytes(6);
+          page.entries.push_back(std::move(v));
+        }
+      }
+      if (static_cast<int>(page.entries.size()) > limit) {
+        page.entries.pop_back();
+        page.nextBeforeSeq = page.entries.back().seq;
+      }
+      if (withTotal) {
+        Running r(c, kCountInstance);
+        r.int64(3, since);
+        r.text(4, q.type);
+        r.text(5, q.id);
+        if (r.step("history count")) page.total = r.colInt(0);
+        Running(c, kCommit).step("history");
+      }
+    } catch (...) {
+      rollbackQuietly(c);
+      throw;
+    }
+    return page;
+  });
+}
+
+bool SqliteStore::healthy() {
+  try {
+    auto lease = pool_->acquire();
+    // Through Poco's statement API on purpose: this is the path Poco itself would use, and the
+    // query touches the file (a bare SELECT 1 would not notice a vanished database).
+    int steps = 0;
+    lease.session() << "SELECT count(*) FROM schema_migrations", Poco::Data::Keywords::into(steps),
+        Poco::Data::Keywords::now;
+    return steps > 0;
+  } catch (...) {
+    return false;
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<ResourceStore> openSqliteStore(const std::string& path, const StoreOptions& options) {
+  // Poco's connector retries a failing open for a minute; find out at once whether it can work.
+  sqlite3* probe = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &probe, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  std::string why = rc == SQLITE_OK ? "" : (probe ? sqlite3_errmsg(probe) : sqlite3_errstr(rc));
+  sqlite3_close_v2(probe);
+  if (rc != SQLITE_OK) throw StoreUnavailable("sqlite open: " + why);
+  return guarded("sqlite open", [&]() -> std::unique_ptr<ResourceStore> {
+    return std::make_unique<SqliteStore>(path, options);
+  });
+}
+
+}  // namespace hearth::fhir::storeimpl

@@ -1,0 +1,14 @@
+#pragma once
+// SQLite backend of ResourceStore (private; reached through openStore()).
+#include <memory>
+#include <string>
+
+#include "hearth/fhir/store.h"
+
+namespace hearth::fhir::storeimpl {
+
+// Opens (creating if needed) the database file at path, switches it to WAL and applies pending
+// migrations. Throws StoreUnavailable.
+std::unique_ptr<ResourceStore> openSqliteStore(const std::string& path, const StoreOptions& options);
+
+}  // namespace hearth::fhir::storeimpl

@@ -1,0 +1,168 @@
+// Store micro-benchmark (not part of ctest): per-commit and per-read latency of a ResourceStore,
+// and for comparison the same read through Poco::Data's statement API.
+//
+//   store_bench URL [SYNCHRONOUS=FULL] [WRITES=2000] [READS=200000]
+//
+// URL as for openStore (sqlite:/tmp/bench.db or postgresql://...). The database should be empty
+// (ids bench-0..WRITES-1 are created). Resource size ~2 KB.
+#include <Poco/Data/PostgreSQL/Connector.h>
+#include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/Session.h>
+#include <Poco/Data/Statement.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "hearth/fhir/store.h"
+#include "store_common.h"
+
+using namespace hearth::fhir;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+
+std::string resource(const std::string& id) {
+  std::string json =
+      R"({"resourceType":"Patient","id":")" + id +
+      R"(","meta":{"versionId":"1","lastUpdated":"2024-01-01T00:00:00.000Z"},"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">)";
+  while (json.size() < 1900) json += "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ";
+  json += R"(</div>"},"name":[{"family":"Bench","given":["Mark"]}],"gender":"unknown"})";
+  return json;
+}
+
+void report(const char* what, std::vector<double>& samples) {
+  std::sort(samples.begin(), samples.end());
+  double sum = 0;
+  for (double s : samples) sum += s;
+  std::printf("%-34s n=%-7zu mean=%9.1f us  p50=%9.1f us  p99=%9.1f us\n", what, samples.size(),
+              sum / samples.size(), samples[samples.size() / 2], samples[samples.size() * 99 / 100]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s URL [SYNCHRONOUS] [WRITES] [READS]\n", argv[0]);
+    return 2;
+  }
+  StoreOptions options;
+  options.url = argv[1];
+  options.sqliteSynchronous = argc > 2 ? argv[2] : "FULL";
+  const int writes = argc > 3 ? std::atoi(argv[3]) : 2000;
+  const int reads = argc > 4 ? std::atoi(argv[4]) : 200000;
+  options.poolMin = 2;
+  options.poolMax = 8;
+  try {
+    auto store = openStore(options);
+    std::printf("backend=%s synchronous=%s\n", store->backendName().c_str(),
+                options.sqliteSynchronous.c_str());
+
+    std::vector<double> commit;
+    for (int i = 0; i < writes; ++i) {
+      auto t0 = Clock::now();
+      auto tx = store->begin();
+      StoredVersion v;
+      v.type = "Patient";
+      v.id = "bench-" + std::to_string(i);
+      auto cur = tx->current(v.type, v.id);
+      v.version = cur ? cur->version + 1 : 1;
+      v.lastUpdated = "2024-01-01T00:00:00.000Z";
+      v.json = resource(v.id);
+      tx->put(v);
+      tx->commit();
+      commit.push_back(micros(Clock::now() - t0));
+    }
+    report("create (begin+current+put+commit)", commit);
+
+    std::mt19937 rng(7);
+    std::vector<std::string> ids;
+    for (int i = 0; i < reads; ++i) ids.push_back("bench-" + std::to_string(rng() % writes));
+    std::vector<double> readUs;
+    size_t bytes = 0;
+    auto t0 = Clock::now();
+    for (const auto& id : ids) {
+      auto r0 = Clock::now();
+      auto v = store->read("Patient", id);
+      readUs.push_back(micros(Clock::now() - r0));
+      bytes += v->json.size();
+    }
+    auto total = Clock::now() - t0;
+    report("read()", readUs);
+    std::printf("  avg resource %zu bytes; %.0f reads/s single thread\n", bytes / ids.size(),
+                ids.size() / (micros(total) / 1e6));
+
+    std::vector<double> vreadUs;
+    for (size_t i = 0; i < ids.size() / 4; ++i) {
+      auto r0 = Clock::now();
+      auto v = store->vread("Patient", ids[i], 1);
+      vreadUs.push_back(micros(Clock::now() - r0));
+    }
+    report("vread()", vreadUs);
+
+    std::vector<double> histUs;
+    for (int i = 0; i < 200; ++i) {
+      HistoryQuery q;
+      q.count = 50;
+      auto r0 = Clock::now();
+      auto page = store->history(q);
+      histUs.push_back(micros(Clock::now() - r0));
+    }
+    report("history(system, 50)", histUs);
+
+    // Throughput with two reader threads (the machine's core count).
+    {
+      std::atomic<size_t> next{0};
+      auto worker = [&] {
+        for (size_t i; (i = next++) < ids.size();) store->read("Patient", ids[i]);
+      };
+      auto p0 = Clock::now();
+      std::thread a(worker), b(worker);
+      a.join();
+      b.join();
+      std::printf("read() x2 threads: %.0f reads/s\n", ids.size() / (micros(Clock::now() - p0) / 1e6));
+    }
+
+    // Baseline: the same read through Poco::Data's statement API on a session of its own.
+    {
+      Poco::Data::SQLite::Connector::registerConnector();
+      Poco::Data::PostgreSQL::Connector::registerConnector();
+      const bool sqlite = options.url.rfind("sqlite:", 0) == 0;
+      Poco::Data::Session session =
+          sqlite ? Poco::Data::Session("sqlite", storeimpl::sqlitePathFromUrl(options.url))
+                 : Poco::Data::Session("postgresql", storeimpl::postgresConnectionString(options.url));
+      const std::string sql =
+          sqlite ? "SELECT v.version, v.last_updated, v.deleted, v.seq, v.content FROM resource_current c "
+                   "JOIN resource_version v ON v.seq = c.seq WHERE c.type = ? AND c.id = ?"
+                 : "SELECT v.version, v.last_updated, v.deleted::int, v.seq, encode(v.content, 'escape') "
+                   "FROM resource_current c JOIN resource_version v ON v.seq = c.seq WHERE c.type = $1 AND "
+                   "c.id = $2";
+      std::vector<double> pocoUs;
+      const size_t n = sqlite ? ids.size() / 4 : std::min<size_t>(ids.size(), 5000);
+      for (size_t i = 0; i < n; ++i) {
+        std::string type = "Patient", id = ids[i], lastUpdated, json;
+        Poco::Int64 version = 0, seq = 0;
+        int deleted = 0;
+        auto r0 = Clock::now();
+        session << sql, Poco::Data::Keywords::use(type), Poco::Data::Keywords::use(id),
+            Poco::Data::Keywords::into(version), Poco::Data::Keywords::into(lastUpdated),
+            Poco::Data::Keywords::into(deleted), Poco::Data::Keywords::into(seq),
+            Poco::Data::Keywords::into(json), Poco::Data::Keywords::now;
+        pocoUs.push_back(micros(Clock::now() - r0));
+      }
+      report("same read via Poco::Data Statement", pocoUs);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "store_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,1174 @@
+// Store conformance suite: the ResourceStore contract (store.h), written once and run against every
+// backend. SqliteStoreTest always runs on a temporary file; PostgresStoreTest runs when
+// HEARTH_TEST_PG_URL names a database (tools/pg-test-server.sh prints one), each test in a fresh
+// schema that is dropped afterwards. With HEARTH_REQUIRE_PG=1 a missing URL is a failure.
+#include <Poco/Data/PostgreSQL/Connector.h>
+#include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/Session.h>
+#include <cppunit/TestCaller.h>
+#include <cppunit/TestSuite.h>
+#include <cppunit/extensions/HelperMacros.h>
+#include <cppunit/extensions/TestFactoryRegistry.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <numeric>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "hearth/fhir/error.h"
+#include "hearth/fhir/store.h"
+#include "store_common.h"
+
+extern char** environ;
+
+using namespace hearth::fhir;
+
+namespace {
+
+// base + seconds, as a FHIR instant with milliseconds: 2024-01-01T00:00:00.000Z + s.
+std::string instantAt(int64_t seconds, int millis = 0) {
+  std::time_t t = static_cast<std::time_t>(1704067200 + seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+  return buf;
+}
+
+std::string resourceJson(const std::string& type, const std::string& id, int64_t version,
+                         const std::string& extra = "") {
+  return R"({"resourceType":")" + type + R"(","id":")" + id + R"(","meta":{"versionId":")" +
+         std::to_string(version) + R"("})" + extra + "}";
+}
+
+StoredVersion makeVersion(const std::string& type, const std::string& id, int64_t version,
+                          const std::string& lastUpdated, bool deleted = false) {
+  StoredVersion v;
+  v.type = type;
+  v.id = id;
+  v.version = version;
+  v.lastUpdated = lastUpdated;
+  v.deleted = deleted;
+  if (!deleted) v.json = resourceJson(type, id, version);
+  return v;
+}
+
+void putCommitted(ResourceStore& store, StoredVersion& v) {
+  auto tx = store.begin();
+  tx->put(v);
+  tx->commit();
+}
+
+// Appends the next version of type/id the way ResourceService does (lock the current row, put
+// current+1, commit), retrying the whole unit on StoreConflict. Returns the version written.
+int64_t appendVersion(ResourceStore& store, const std::string& type, const std::string& id,
+                      const std::string& lastUpdated, int64_t* seqOut = nullptr) {
+  thread_local std::mt19937 rng(std::random_device{}());
+  for (int attempt = 0; attempt < 500; ++attempt) {
+    try {
+      auto tx = store.begin();
+      auto cur = tx->current(type, id);
+      StoredVersion v = makeVersion(type, id, cur ? cur->version + 1 : 1, lastUpdated);
+      tx->put(v);
+      tx->commit();
+      if (seqOut) *seqOut = v.seq;
+      return v.version;
+    } catch (const StoreConflict&) {
+      std::this_thread::sleep_for(
+          std::chrono::microseconds(std::uniform_int_distribution<int>(0, 2000)(rng)));
+    }
+  }
+  throw std::runtime_error("appendVersion: still conflicting after 500 attempts");
+}
+
+// All entries of a history query, page by page, checking each page on the way.
+std::vector<StoredVersion> allPages(ResourceStore& store, HistoryQuery q,
+                                    const std::function<void()>& betweenPages = {}) {
+  std::vector<StoredVersion> all;
+  for (int guard = 0; guard < 10000; ++guard) {
+    HistoryPage page = store.history(q);
+    CPPUNIT_ASSERT(static_cast<int>(page.entries.size()) <= q.count);
+    for (auto& e : page.entries) all.push_back(std::move(e));
+    if (!page.nextBeforeSeq) return all;
+    CPPUNIT_ASSERT_EQUAL(static_cast<int>(page.entries.size()), q.count);  // only the last page is short
+    CPPUNIT_ASSERT_EQUAL(all.back().seq, *page.nextBeforeSeq);
+    q.beforeSeq = page.nextBeforeSeq;
+    if (betweenPages) betweenPages();
+  }
+  CPPUNIT_FAIL("history paging did not end");
+  return all;
+}
+
+void assertStrictlyNewestFirst(const std::vector<StoredVersion>& entries) {
+  for (size_t i = 1; i < entries.size(); ++i) CPPUNIT_ASSERT(entries[i - 1].seq > entries[i].seq);
+}
+
+std::vector<int64_t> versionsOf(const std::vector<StoredVersion>& entries) {
+  std::vector<int64_t> out;
+  for (const auto& e : entries) out.push_back(e.version);
+  return out;
+}
+
+void assertSameVersion(const StoredVersion& expected, const StoredVersion& actual) {
+  CPPUNIT_ASSERT_EQUAL(expected.type, actual.type);
+  CPPUNIT_ASSERT_EQUAL(expected.id, actual.id);
+  CPPUNIT_ASSERT_EQUAL(expected.version, actual.version);
+  CPPUNIT_ASSERT_EQUAL(expected.lastUpdated, actual.lastUpdated);
+  CPPUNIT_ASSERT_EQUAL(expected.deleted, actual.deleted);
+  CPPUNIT_ASSERT(expected.json == actual.json);  // not CPPUNIT_ASSERT_EQUAL: may be 1 MB
+  CPPUNIT_ASSERT_EQUAL(expected.seq, actual.seq);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+class StoreConformance : public CppUnit::TestFixture {
+  CPPUNIT_TEST_SUITE(StoreConformance);
+  CPPUNIT_TEST(testPutReadVread);
+  CPPUNIT_TEST(testVersionsKept);
+  CPPUNIT_TEST(testDeletionMarker);
+  CPPUNIT_TEST(testCurrentInTransaction);
+  CPPUNIT_TEST(testPutOutOfSequenceConflicts);
+  CPPUNIT_TEST(testRollbackOnDestroy);
+  CPPUNIT_TEST(testOperationsAfterCommitFail);
+  CPPUNIT_TEST(testSavepointsIsolateUnits);
+  CPPUNIT_TEST(testHistoryScopesNewestFirst);
+  CPPUNIT_TEST(testHistorySinceAndCount);
+  CPPUNIT_TEST(testHistoryInvalidSince);
+  CPPUNIT_TEST(testHistorySinceManyMatches);
+  CPPUNIT_TEST(testHistoryPagingNoDuplicatesNoGaps);
+  CPPUNIT_TEST(testHistoryPagingWithConcurrentWrites);
+  CPPUNIT_TEST(testConcurrentWritersOneId);
+  CPPUNIT_TEST(testMigrationsIdempotent);
+  CPPUNIT_TEST(testConcurrentFirstOpen);
+  CPPUNIT_TEST(testHealthyAndPoolStats);
+  CPPUNIT_TEST(testUnicodeAndBinaryRoundTrip);
+  CPPUNIT_TEST(testLargeContent);
+  CPPUNIT_TEST(testReopenKeepsData);
+  CPPUNIT_TEST(testCommitSurvivesKill9);
+  CPPUNIT_TEST_SUITE_END_ABSTRACT();
+
+ public:
+  void setUp() override {
+    createDatabase();
+    store_ = openStore(options());
+  }
+  void tearDown() override {
+    store_.reset();
+    dropDatabase();
+  }
+
+ protected:
+  // A fresh, empty database for each test.
+  virtual void createDatabase() = 0;
+  virtual void dropDatabase() = 0;
+  virtual StoreOptions options() = 0;
+  virtual std::string expectedBackend() = 0;
+  virtual int64_t migrationRows() = 0;
+  virtual size_t knownMigrations() = 0;
+
+  std::unique_ptr<ResourceStore> store_;
+
+ public:
+  void testPutReadVread() {
+    StoredVersion v = makeVersion("Patient", "p1", 1, instantAt(0, 123));
+    putCommitted(*store_, v);
+    CPPUNIT_ASSERT(v.seq > 0);
+    CPPUNIT_ASSERT_EQUAL(expectedBackend(), store_->backendName());
+
+    auto read = store_->read("Patient", "p1");
+    CPPUNIT_ASSERT(read.has_value());
+    assertSameVersion(v, *read);
+    CPPUNIT_ASSERT_EQUAL(std::string("2024-01-01T00:00:00.123Z"), read->lastUpdated);
+
+    auto vread = store_->vread("Patient", "p1", 1);
+    CPPUNIT_ASSERT(vread.has_value());
+    assertSameVersion(v, *vread);
+
+    CPPUNIT_ASSERT(!store_->vread("Patient", "p1", 2));
+    CPPUNIT_ASSERT(!store_->vread("Patient", "p1", 0));
+    CPPUNIT_ASSERT(!store_->read("Patient", "p2"));
+    CPPUNIT_ASSERT(!store_->read("Observation", "p1"));  // the type is part of the identity
+    CPPUNIT_ASSERT(!store_->read("Patient", "P1"));      // ids are case-sensitive
+  }
+
+  void testVersionsKept() {
+    std::vector<StoredVersion> written;
+    for (int n = 1; n <= 5; ++n) {
+      StoredVersion v = makeVersion("Patient", "multi", n, instantAt(n));
+      v.json = resourceJson("Patient", "multi", n, R"(,"name":[{"family":"V)" + std::to_string(n) + R"("}])");
+      putCommitted(*store_, v);
+      if (!written.empty()) CPPUNIT_ASSERT(v.seq > written.back().seq);
+      written.push_back(v);
+    }
+    for (const auto& v : written) {
+      auto got = store_->vread("Patient", "multi", v.version);
+      CPPUNIT_ASSERT(got.has_value());
+      assertSameVersion(v, *got);
+    }
+    auto current = store_->read("Patient", "multi");
+    CPPUNIT_ASSERT(current.has_value());
+    assertSameVersion(written.back(), *current);
+  }
+
+  void testDeletionMarker() {
+    StoredVersion v1 = makeVersion("Patient", "gone", 1, instantAt(1));
+    putCommitted(*store_, v1);
+    StoredVersion v2 = makeVersion("Patient", "gone", 2, instantAt(2), true);
+    putCommitted(*store_, v2);
+
+    auto read = store_->read("Patient", "gone");
+    CPPUNIT_ASSERT(read.has_value());
+    CPPUNIT_ASSERT(read->deleted);
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), read->version);
+    CPPUNIT_ASSERT(read->json.empty());
+    CPPUNIT_ASSERT_EQUAL(instantAt(2), read->lastUpdated);
+
+    auto old = store_->vread("Patient", "gone", 1);
+    CPPUNIT_ASSERT(old.has_value());
+    assertSameVersion(v1, *old);
+    auto marker = store_->vread("Patient", "gone", 2);
+    CPPUNIT_ASSERT(marker.has_value() && marker->deleted);
+
+    {
+      auto tx = store_->begin();
+      auto cur = tx->current("Patient", "gone");
+      CPPUNIT_ASSERT(cur.has_value());
+      CPPUNIT_ASSERT(cur->deleted);
+      CPPUNIT_ASSERT_EQUAL(int64_t(2), cur->version);
+    }
+
+    // Re-creating after a delete continues the version sequence.
+    StoredVersion v3 = makeVersion("Patient", "gone", 3, instantAt(3));
+    putCommitted(*store_, v3);
+    auto back = store_->read("Patient", "gone");
+    CPPUNIT_ASSERT(back.has_value());
+    assertSameVersion(v3, *back);
+
+    HistoryQuery q;
+    q.type = "Patient";
+    q.id = "gone";
+    HistoryPage page = store_->history(q);
+    CPPUNIT_ASSERT(versionsOf(page.entries) == (std::vector<int64_t>{3, 2, 1}));
+    CPPUNIT_ASSERT(page.entries[1].deleted);
+  }
+
+  void testCurrentInTransaction() {
+    {
+      auto tx = store_->begin();
+      CPPUNIT_ASSERT(!tx->current("Patient", "cur"));
+    }
+    StoredVersion v = makeVersion("Patient", "cur", 1, instantAt(5, 7));
+    putCommitted(*store_, v);
+    auto tx = store_->begin();
+    auto cur = tx->current("Patient", "cur");
+    CPPUNIT_ASSERT(cur.has_value());
+    CPPUNIT_ASSERT_EQUAL(int64_t(1), cur->version);
+    CPPUNIT_ASSERT(!cur->deleted);
+    CPPUNIT_ASSERT_EQUAL(instantAt(5, 7), cur->lastUpdated);
+    // Within the transaction its own put is visible to current().
+    StoredVersion v2 = makeVersion("Patient", "cur", 2, instantAt(6));
+    tx->put(v2);
+    auto after = tx->current("Patient", "cur");
+    CPPUNIT_ASSERT(after.has_value());
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), after->version);
+    tx->commit();
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), store_->read("Patient", "cur")->version);
+  }
+
+  void testPutOutOfSequenceConflicts() {
+    StoredVersion v1 = makeVersion("Patient", "seq", 1, instantAt(1));
+    putCommitted(*store_, v1);
+    {
+      auto tx = store_->begin();
+      StoredVersion dup = makeVersion("Patient", "seq", 1, instantAt(2));
+      CPPUNIT_ASSERT_THROW(tx->put(dup), StoreConflict);
+    }
+    {
+      auto tx = store_->begin();
+      StoredVersion skip = makeVersion("Patient", "seq", 3, instantAt(2));
+      CPPUNIT_ASSERT_THROW(tx->put(skip), StoreConflict);
+    }
+    auto read = store_->read("Patient", "seq");
+    CPPUNIT_ASSERT(read.has_value());
+    assertSameVersion(v1, *read);
+    CPPUNIT_ASSERT(!store_->vread("Patient", "seq", 3));
+    // A bad lastUpdated is a caller bug, not a database error.
+    auto tx = store_->begin();
+    StoredVersion bad = makeVersion("Patient", "seq", 2, "yesterday");
+    CPPUNIT_ASSERT_THROW(tx->put(bad), std::invalid_argument);
+  }
+
+  void testRollbackOnDestroy() {
+    StoredVersion keep = makeVersion("Patient", "keep", 1, instantAt(1));
+    putCommitted(*store_, keep);
+    {
+      auto tx = store_->begin();
+      StoredVersion a = makeVersion("Patient", "rolled", 1, instantAt(2));
+      StoredVersion b = makeVersion("Patient", "keep", 2, instantAt(2));
+      tx->put(a);
+      tx->put(b);
+      // destroyed without commit
+    }
+    CPPUNIT_ASSERT(!store_->read("Patient", "rolled"));
+    CPPUNIT_ASSERT(!store_->vread("Patient", "rolled", 1));
+    CPPUNIT_ASSERT_EQUAL(int64_t(1), store_->read("Patient", "keep")->version);
+    CPPUNIT_ASSERT(!store_->vread("Patient", "keep", 2));
+    HistoryQuery q;
+    HistoryPage page = store_->history(q);
+    CPPUNIT_ASSERT_EQUAL(size_t(1), page.entries.size());
+    q.type = "Patient";
+    q.id = "rolled";
+    page = store_->history(q);
+    CPPUNIT_ASSERT(page.entries.empty());
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), page.total);
+
+    // The store is writable again at once, and the rolled-back work left nothing behind.
+    StoredVersion again = makeVersion("Patient", "rolled", 1, instantAt(3));
+    putCommitted(*store_, again);
+    CPPUNIT_ASSERT_EQUAL(int64_t(1), store_->read("Patient", "rolled")->version);
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), appendVersion(*store_, "Patient", "keep", instantAt(4)));
+  }
+
+  void testOperationsAfterCommitFail() {
+    auto tx = store_->begin();
+    StoredVersion v = makeVersion("Patient", "once", 1, instantAt(1));
+    tx->put(v);
+    tx->commit();
+    StoredVersion v2 = makeVersion("Patient", "once", 2, instantAt(2));
+    CPPUNIT_ASSERT_THROW(tx->put(v2), StoreUnavailable);
+    CPPUNIT_ASSERT_THROW(tx->commit(), StoreUnavailable);
+    CPPUNIT_ASSERT_EQUAL(int64_t(1), store_->read("Patient", "once")->version);
+  }
+
+  // GroupCommitter's use: several units in one transaction, each in a savepoint; a failed unit is
+  // rolled back alone and the transaction goes on.
+  void testSavepointsIsolateUnits() {
+    StoredVersion existing = makeVersion("Patient", "sp-existing", 1, instantAt(1));
+    putCommitted(*store_, existing);
+
+    auto tx = store_->begin();
+    tx->savepoint();
+    StoredVersion a = makeVersion("Patient", "sp-a", 1, instantAt(2));
+    tx->put(a);
+    tx->releaseSavepoint();
+
+    tx->savepoint();
+    StoredVersion b = makeVersion("Patient", "sp-b", 1, instantAt(3));
+    tx->put(b);
+    StoredVersion e2 = makeVersion("Patient", "sp-existing", 2, instantAt(3));
+    tx->put(e2);
+    tx->rollbackToSavepoint();  // b and e2 are undone
+
+    tx->savepoint();
+    StoredVersion dup = makeVersion("Patient", "sp-a", 1, instantAt(4));
+    CPPUNIT_ASSERT_THROW(tx->put(dup), StoreConflict);  // a failed statement inside the unit
+    tx->rollbackToSavepoint();
+
+    tx->savepoint();
+    CPPUNIT_ASSERT_EQUAL(int64_t(1), tx->current("Patient", "sp-existing")->version);
+    StoredVersion e2again = makeVersion("Patient", "sp-existing", 2, instantAt(5));
+    tx->put(e2again);
+    StoredVersion a2 = makeVersion("Patient", "sp-a", 2, instantAt(5));
+    tx->put(a2);
+    tx->releaseSavepoint();
+    tx->commit();
+
+    assertSameVersion(a2, *store_->read("Patient", "sp-a"));
+    assertSameVersion(a, *store_->vread("Patient", "sp-a", 1));
+    assertSameVersion(e2again, *store_->read("Patient", "sp-existing"));
+    CPPUNIT_ASSERT(!store_->read("Patient", "sp-b"));
+    HistoryQuery q;
+    q.count = 100;
+    std::vector<StoredVersion> all = allPages(*store_, q);
+    CPPUNIT_ASSERT_EQUAL(size_t(4), all.size());  // existing v1, a v1, existing v2, a v2
+    assertStrictlyNewestFirst(all);
+  }
+
+  void testHistoryScopesNewestFirst() {
+    // Interleaved writes over two types and three resources.
+    int t = 0;
+    for (int round = 1; round <= 4; ++round) {
+      appendVersion(*store_, "Patient", "h1", instantAt(++t));
+      if (round <= 2) appendVersion(*store_, "Patient", "h2", instantAt(++t));
+      if (round <= 3) appendVersion(*store_, "Observation", "o1", instantAt(++t));
+    }
+    HistoryQuery q;
+    q.count = 100;
+    q.type = "Patient";
+    q.id = "h1";
+    HistoryPage inst = store_->history(q);
+    CPPUNIT_ASSERT(versionsOf(inst.entries) == (std::vector<int64_t>{4, 3, 2, 1}));
+    assertStrictlyNewestFirst(inst.entries);
+    CPPUNIT_ASSERT_EQUAL(int64_t(4), inst.total);
+    CPPUNIT_ASSERT(!inst.nextBeforeSeq);
+    for (const auto& e : inst.entries) {
+      CPPUNIT_ASSERT_EQUAL(std::string("Patient"), e.type);
+      CPPUNIT_ASSERT_EQUAL(std::string("h1"), e.id);
+      CPPUNIT_ASSERT_EQUAL(resourceJson("Patient", "h1", e.version), e.json);
+    }
+
+    q.id.clear();
+    HistoryPage type = store_->history(q);
+    CPPUNIT_ASSERT_EQUAL(size_t(6), type.entries.size());
+    assertStrictlyNewestFirst(type.entries);
+    for (const auto& e : type.entries) CPPUNIT_ASSERT_EQUAL(std::string("Patient"), e.type);
+    CPPUNIT_ASSERT(type.total == -1 || type.total == 6);
+
+    q.type.clear();
+    HistoryPage sys = store_->history(q);
+    CPPUNIT_ASSERT_EQUAL(size_t(9), sys.entries.size());
+    assertStrictlyNewestFirst(sys.entries);
+    CPPUNIT_ASSERT_EQUAL(std::string("Patient"), sys.entries.front().type);  // h1 v4 was written last
+    CPPUNIT_ASSERT_EQUAL(std::string("h1"), sys.entries.front().id);
+    CPPUNIT_ASSERT(sys.total == -1 || sys.total == 9);
+
+    HistoryQuery none;
+    none.type = "Encounter";
+    CPPUNIT_ASSERT(store_->history(none).entries.empty());
+    none.id = "x";
+    HistoryPage empty = store_->history(none);
+    CPPUNIT_ASSERT(empty.entries.empty());
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), empty.total);
+  }
+
+  void testHistorySinceAndCount() {
+    // Patient/s1 versions at +0s, +10s, +20.500s, +30s, +40s; Observation/o at +25s.
+    const std::vector<std::string> times = {instantAt(0), instantAt(10), instantAt(20, 500), instantAt(30),
+                                            instantAt(40)};
+    for (size_t i = 0; i < times.size(); ++i) {
+      appendVersion(*store_, "Patient", "s1", times[i]);
+      if (i == 2) appendVersion(*store_, "Observation", "o", instantAt(25));
+    }
+    HistoryQuery q;
+    q.type = "Patient";
+    q.id = "s1";
+    q.since = instantAt(20, 500);  // inclusive
+    HistoryPage page = store_->history(q);
+    CPPUNIT_ASSERT(versionsOf(page.entries) == (std::vector<int64_t>{5, 4, 3}));
+    CPPUNIT_ASSERT_EQUAL(int64_t(3), page.total);
+
+    q.since = instantAt(20, 501);
+    CPPUNIT_ASSERT(versionsOf(store_->history(q).entries) == (std::vector<int64_t>{5, 4}));
+
+    // The same instant written with another offset selects the same versions: comparison is by
+    // time, not by text.
+    q.since = "2024-01-01T01:00:20.5+01:00";
+    CPPUNIT_ASSERT(versionsOf(store_->history(q).entries) == (std::vector<int64_t>{5, 4, 3}));
+    q.since = "2023-12-31T19:00:30-05:00";
+    CPPUNIT_ASSERT(versionsOf(store_->history(q).entries) == (std::vector<int64_t>{5, 4}));
+
+    // Date-only forms mean the start of that day (UTC).
+    q.since = "2024-01-01";
+    CPPUNIT_ASSERT_EQUAL(size_t(5), store_->history(q).entries.size());
+    q.since = "2024-01-02";
+    page = store_->history(q);
+    CPPUNIT_ASSERT(page.entries.empty());
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), page.total);
+
+    // count limits the page; total still counts every matching version.
+    q.since.reset();
+    q.count = 2;
+    page = store_->history(q);
+    CPPUNIT_ASSERT(versionsOf(page.entries) == (std::vector<int64_t>{5, 4}));
+    CPPUNIT_ASSERT_EQUAL(int64_t(5), page.total);
+    CPPUNIT_ASSERT(page.nextBeforeSeq.has_value());
+    q.beforeSeq = page.nextBeforeSeq;
+    page = store_->history(q);
+    CPPUNIT_ASSERT(versionsOf(page.entries) == (std::vector<int64_t>{3, 2}));
+    CPPUNIT_ASSERT_EQUAL(int64_t(5), page.total);
+
+    // Type and system level honour since as well.
+    HistoryQuery tq;
+    tq.type = "Patient";
+    tq.since = instantAt(25);
+    CPPUNIT_ASSERT(versionsOf(store_->history(tq).entries) == (std::vector<int64_t>{5, 4}));
+    HistoryQuery sq;
+    sq.since = instantAt(20);
+    HistoryPage sys = store_->history(sq);
+    CPPUNIT_ASSERT_EQUAL(size_t(4), sys.entries.size());  // s1 v3, v4, v5 and the Observation
+    assertStrictlyNewestFirst(sys.entries);
+
+    // count below 1 behaves as 1.
+    HistoryQuery one;
+    one.count = 0;
+    CPPUNIT_ASSERT_EQUAL(size_t(1), store_->history(one).entries.size());
+  }
+
+  void testHistoryInvalidSince() {
+    appendVersion(*store_, "Patient", "x", instantAt(0));
+    for (const char* bad : {"yesterday", "2024-13-01", "2024-01-01T10:00:00", "2024-01-01T25:00:00Z", ""}) {
+      HistoryQuery q;
+      q.since = bad;
+      try {
+        store_->history(q);
+        CPPUNIT_FAIL(std::string("accepted _since=") + bad);
+      } catch (const FhirError& e) {
+        CPPUNIT_ASSERT_EQUAL(400, e.status());
+      }
+    }
+  }
+
+  // Enough versions after `since` that backends may switch plans between few and many matches;
+  // the walk must give the same answer either way.
+  void testHistorySinceManyMatches() {
+    std::vector<StoredVersion> all;
+    auto tx = store_->begin();
+    for (int i = 0; i < 2600; ++i) {
+      const bool recent = i >= 300;
+      StoredVersion v = makeVersion(i % 2 ? "Patient" : "Observation", "m" + std::to_string(i), 1,
+                                    recent ? instantAt(10000 + i) : instantAt(i));
+      tx->put(v);
+      all.push_back(v);
+    }
+    tx->commit();
+    for (const char* type : {"", "Patient"}) {
+      for (int count : {500, 1000}) {
+        HistoryQuery q;
+        q.type = type;
+        q.count = count;
+        q.since = instantAt(5000);
+        std::vector<int64_t> expected, seen;
+        for (auto it = all.rbegin(); it != all.rend(); ++it) {
+          if (it->lastUpdated >= instantAt(5000) && (q.type.empty() || it->type == q.type))
+            expected.push_back(it->seq);
+        }
+        for (const auto& e : allPages(*store_, q)) seen.push_back(e.seq);
+        CPPUNIT_ASSERT(seen == expected);
+      }
+    }
+  }
+
+  void testHistoryPagingNoDuplicatesNoGaps() {
+    std::set<int64_t> all, patients, instance;
+    const char* types[] = {"Patient", "Observation", "Encounter"};
+    for (int i = 0; i < 36; ++i) {
+      std::string type = types[i % 3];
+      std::string id = "r" + std::to_string(i % 5);
+      int64_t seq = 0;
+      appendVersion(*store_, type, id, instantAt(i), &seq);
+      all.insert(seq);
+      if (type == "Patient") patients.insert(seq);
+      if (type == "Patient" && id == "r0") instance.insert(seq);
+    }
+    auto check = [](const std::vector<StoredVersion>& got, const std::set<int64_t>& expected) {
+      assertStrictlyNewestFirst(got);
+      std::set<int64_t> seqs;
+      for (const auto& e : got) seqs.insert(e.seq);
+      CPPUNIT_ASSERT_EQUAL(got.size(), seqs.size());
+      CPPUNIT_ASSERT(seqs == expected);
+    };
+    for (int count : {1, 5, 7, 36, 50}) {
+      HistoryQuery q;
+      q.count = count;
+      check(allPages(*store_, q), all);
+      q.type = "Patient";
+      check(allPages(*store_, q), patients);
+      q.id = "r0";
+      check(allPages(*store_, q), instance);
+    }
+  }
+
+  void testHistoryPagingWithConcurrentWrites() {
+    for (int i = 0; i < 40; ++i) {
+      appendVersion(*store_, i % 2 ? "Patient" : "Observation", "w" + std::to_string(i % 7), instantAt(i));
+    }
+    std::atomic<bool> stop{false};
+    std::atomic<int> written{0};
+    std::thread writer([&] {
+      int i = 0;
+      while (!stop) {
+        appendVersion(*store_, i % 2 ? "Patient" : "Observation", "w" + std::to_string(i % 7),
+                      instantAt(100 + i));
+        ++written;
+        ++i;
+      }
+    });
+    int between = 0;
+    auto writeBetweenPages = [&] {
+      appendVersion(*store_, "Patient", "between", instantAt(1000 + between++));
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    };
+    std::vector<StoredVersion> sys, patients;
+    try {
+      HistoryQuery q;
+      q.count = 6;
+      sys = allPages(*store_, q, writeBetweenPages);
+      q.type = "Patient";
+      patients = allPages(*store_, q, writeBetweenPages);
+    } catch (...) {
+      stop = true;
+      writer.join();
+      throw;
+    }
+    stop = true;
+    writer.join();
+    CPPUNIT_ASSERT(written > 0);
+    CPPUNIT_ASSERT(between > 0);
+    // A newest-first walk sees exactly the versions at or below its first page's top entry, each
+    // once; everything written after the first page lands above it and stays out of the walk.
+    HistoryQuery everything;
+    everything.count = 1000;
+    const std::vector<StoredVersion> final = allPages(*store_, everything);
+    for (auto* got : {&sys, &patients}) {
+      CPPUNIT_ASSERT(got->size() >= 20);
+      assertStrictlyNewestFirst(*got);
+      const int64_t top = got->front().seq;
+      std::vector<int64_t> expected, seen;
+      for (const auto& e : final) {
+        if (e.seq <= top && (got == &sys || e.type == "Patient")) expected.push_back(e.seq);
+      }
+      for (const auto& e : *got) seen.push_back(e.seq);
+      CPPUNIT_ASSERT(seen == expected);
+    }
+  }
+
+  void testConcurrentWritersOneId() {
+    constexpr int kThreads = 4, kEach = 15;
+    std::mutex m;
+    std::vector<int64_t> got;
+    std::vector<std::thread> threads;
+    std::atomic<int> failures{0};
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        try {
+          for (int i = 0; i < kEach; ++i) {
+            int64_t v = appendVersion(*store_, "Patient", "contended", instantAt(t * 100 + i));
+            std::lock_guard lock(m);
+            got.push_back(v);
+          }
+        } catch (const std::exception& e) {
+          std::cerr << "writer failed: " << e.what() << "\n";
+          ++failures;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    CPPUNIT_ASSERT_EQUAL(0, failures.load());
+    std::sort(got.begin(), got.end());
+    std::vector<int64_t> expected(kThreads * kEach);
+    std::iota(expected.begin(), expected.end(), 1);
+    CPPUNIT_ASSERT(got == expected);  // every writer got its own version; none lost, none twice
+    CPPUNIT_ASSERT_EQUAL(int64_t(kThreads * kEach), store_->read("Patient", "contended")->version);
+    HistoryQuery q;
+    q.type = "Patient";
+    q.id = "contended";
+    q.count = 1000;
+    HistoryPage page = store_->history(q);
+    CPPUNIT_ASSERT_EQUAL(int64_t(kThreads * kEach), page.total);
+    std::vector<int64_t> versions = versionsOf(page.entries);
+    std::reverse(versions.begin(), versions.end());
+    CPPUNIT_ASSERT(versions == expected);  // and seq order is version order
+    for (int64_t v = 1; v <= kThreads * kEach; ++v) CPPUNIT_ASSERT(store_->vread("Patient", "contended", v));
+  }
+
+  void testMigrationsIdempotent() {
+    StoredVersion v = makeVersion("Patient", "mig", 1, instantAt(1));
+    putCommitted(*store_, v);
+    CPPUNIT_ASSERT_EQUAL(static_cast<int64_t>(knownMigrations()), migrationRows());
+    store_.reset();
+    store_ = openStore(options());
+    auto second = openStore(options());  // two open at once, both already migrated
+    CPPUNIT_ASSERT_EQUAL(static_cast<int64_t>(knownMigrations()), migrationRows());
+    assertSameVersion(v, *second->read("Patient", "mig"));
+    second.reset();
+    assertSameVersion(v, *store_->read("Patient", "mig"));
+  }
+
+  void testConcurrentFirstOpen() {
+    // Several nodes start at once against an empty database: every one opens, each migration
+    // step is applied once.
+    store_.reset();
+    dropDatabase();
+    createDatabase();
+    constexpr int kNodes = 4;
+    std::vector<std::unique_ptr<ResourceStore>> nodes(kNodes);
+    std::vector<std::string> errors(kNodes);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kNodes; ++i) {
+      threads.emplace_back([&, i] {
+        try {
+          nodes[i] = openStore(options());
+        } catch (const std::exception& e) {
+          errors[i] = e.what();
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    for (int i = 0; i < kNodes; ++i) {
+      CPPUNIT_ASSERT_EQUAL(std::string(), errors[i]);
+      CPPUNIT_ASSERT(nodes[i]);
+    }
+    CPPUNIT_ASSERT_EQUAL(static_cast<int64_t>(knownMigrations()), migrationRows());
+    CPPUNIT_ASSERT_EQUAL(int64_t(1), appendVersion(*nodes[0], "Patient", "n", instantAt(1)));
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), appendVersion(*nodes[1], "Patient", "n", instantAt(2)));
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), nodes[3]->read("Patient", "n")->version);
+  }
+
+  void testHealthyAndPoolStats() {
+    CPPUNIT_ASSERT(store_->healthy());
+    StoreOptions o = options();
+    StorePoolStats s = store_->poolStats();
+    CPPUNIT_ASSERT_EQUAL(o.poolMax, s.capacity);
+    CPPUNIT_ASSERT(s.allocated >= o.poolMin);
+    CPPUNIT_ASSERT(s.allocated <= s.capacity);
+    CPPUNIT_ASSERT_EQUAL(0, s.inUse);
+    CPPUNIT_ASSERT_EQUAL(s.allocated, s.idle);
+    {
+      auto tx = store_->begin();
+      StorePoolStats during = store_->poolStats();
+      CPPUNIT_ASSERT_EQUAL(1, during.inUse);
+      CPPUNIT_ASSERT_EQUAL(during.allocated - 1, during.idle);
+    }
+    CPPUNIT_ASSERT_EQUAL(0, store_->poolStats().inUse);
+  }
+
+  void testUnicodeAndBinaryRoundTrip() {
+    StoredVersion v = makeVersion("Patient", "uni", 1, instantAt(1));
+    v.json =
+        resourceJson("Patient", "uni", 1,
+                     ",\"name\":[{\"family\":\"Zoë Σωκράτης 日本語 🚑\",\"given\":[\"e\u0301\",\"\u2028\"]}]");
+    CPPUNIT_ASSERT(v.json.find("\xF0\x9F\x9A\x91") != std::string::npos);  // the ambulance, as UTF-8 bytes
+    putCommitted(*store_, v);
+    assertSameVersion(v, *store_->read("Patient", "uni"));
+
+    // The store keeps bytes, not text: NUL, invalid UTF-8 and every byte value survive.
+    StoredVersion raw = makeVersion("Binary", "bytes", 1, instantAt(2));
+    raw.json.clear();
+    for (int i = 0; i < 256; ++i) raw.json.push_back(static_cast<char>(i));
+    raw.json += std::string("\0\xff\xfe", 3);
+    putCommitted(*store_, raw);
+    assertSameVersion(raw, *store_->read("Binary", "bytes"));
+    assertSameVersion(raw, *store_->vread("Binary", "bytes", 1));
+    HistoryQuery q;
+    q.type = "Binary";
+    HistoryPage page = store_->history(q);
+    CPPUNIT_ASSERT_EQUAL(size_t(1), page.entries.size());
+    assertSameVersion(raw, page.entries[0]);
+  }
+
+  void testLargeContent() {
+    std::mt19937 rng(42);
+    std::string big = R"({"resourceType":"Binary","id":"big","data":")";
+    const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    while (big.size() < (1 << 20)) big.push_back(alphabet[rng() % 64]);
+    big += "\"}";
+    StoredVersion v = makeVersion("Binary", "big", 1, instantAt(1));
+    v.json = big;
+    putCommitted(*store_, v);
+    StoredVersion v2 = makeVersion("Binary", "big", 2, instantAt(2));
+    v2.json = big + " ";
+    putCommitted(*store_, v2);
+    assertSameVersion(v2, *store_->read("Binary", "big"));
+    assertSameVersion(v, *store_->vread("Binary", "big", 1));
+    HistoryQuery q;
+    q.type = "Binary";
+    q.id = "big";
+    HistoryPage page = store_->history(q);
+    CPPUNIT_ASSERT_EQUAL(size_t(2), page.entries.size());
+    assertSameVersion(v2, page.entries[0]);
+    assertSameVersion(v, page.entries[1]);
+  }
+
+  void testReopenKeepsData() {
+    std::vector<StoredVersion> written;
+    for (int n = 1; n <= 3; ++n) {
+      for (const char* id : {"a", "b"}) {
+        StoredVersion v = makeVersion("Patient", id, n, instantAt(n));
+        putCommitted(*store_, v);
+        written.push_back(v);
+      }
+    }
+    StoredVersion del = makeVersion("Patient", "b", 4, instantAt(9), true);
+    putCommitted(*store_, del);
+    written.push_back(del);
+    store_.reset();
+    store_ = openStore(options());
+    for (const auto& v : written) assertSameVersion(v, *store_->vread(v.type, v.id, v.version));
+    assertSameVersion(written[4], *store_->read("Patient", "a"));
+    assertSameVersion(del, *store_->read("Patient", "b"));
+    HistoryQuery q;
+    CPPUNIT_ASSERT_EQUAL(size_t(7), store_->history(q).entries.size());
+    int64_t seq = 0;
+    CPPUNIT_ASSERT_EQUAL(int64_t(4), appendVersion(*store_, "Patient", "a", instantAt(10), &seq));
+    CPPUNIT_ASSERT(seq > del.seq);  // the sequence continues after a restart
+  }
+
+  void testCommitSurvivesKill9() {
+    for (const char* sync : {"FULL", "NORMAL"}) {
+      const std::string id = std::string("crash-") + sync;
+      const int commits = 20;
+      int fds[2];
+      CPPUNIT_ASSERT_EQUAL(0, pipe(fds));
+      posix_spawn_file_actions_t actions;
+      posix_spawn_file_actions_init(&actions);
+      posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+      posix_spawn_file_actions_addclose(&actions, fds[0]);
+      const std::string url = options().url, count = std::to_string(commits);
+      std::vector<char*> argv = {
+          const_cast<char*>(STORE_CRASH_CHILD), const_cast<char*>(url.c_str()), const_cast<char*>(id.c_str()),
+          const_cast<char*>(count.c_str()),     const_cast<char*>(sync),        nullptr};
+      pid_t pid = 0;
+      int rc = posix_spawn(&pid, STORE_CRASH_CHILD, &actions, nullptr, argv.data(), environ);
+      posix_spawn_file_actions_destroy(&actions);
+      close(fds[1]);
+      CPPUNIT_ASSERT_EQUAL(0, rc);
+
+      // Wait until the child reports its last commit, then kill it without any chance to clean up.
+      std::string out;
+      const std::string done = "committed " + count + "\n";
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (out.find(done) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+        pollfd p{fds[0], POLLIN, 0};
+        if (poll(&p, 1, 1000) <= 0) continue;
+        char buf[256];
+        ssize_t n = read(fds[0], buf, sizeof buf);
+        if (n <= 0) break;
+        out.append(buf, static_cast<size_t>(n));
+      }
+      close(fds[0]);
+      kill(pid, SIGKILL);
+      int status = 0;
+      waitpid(pid, &status, 0);
+      CPPUNIT_ASSERT_MESSAGE("child did not commit: " + out, out.find(done) != std::string::npos);
+      CPPUNIT_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+      store_.reset();
+      store_ = openStore(options());
+      auto read = store_->read("Patient", id);
+      CPPUNIT_ASSERT(read.has_value());
+      CPPUNIT_ASSERT_EQUAL(int64_t(commits), read->version);
+      for (int n = 1; n <= commits; ++n) CPPUNIT_ASSERT(store_->vread("Patient", id, n));
+      // The database is fully usable after the crash.
+      CPPUNIT_ASSERT_EQUAL(int64_t(commits + 1), appendVersion(*store_, "Patient", id, instantAt(1)));
+    }
+  }
+};
+
+// ---- SQLite ---------------------------------------------------------------------------------
+
+class SqliteStoreTest : public StoreConformance {
+  CPPUNIT_TEST_SUB_SUITE(SqliteStoreTest, StoreConformance);
+  CPPUNIT_TEST(testTwoStoresOnOneFile);
+  CPPUNIT_TEST(testSynchronousOption);
+  CPPUNIT_TEST(testOpenErrors);
+  CPPUNIT_TEST_SUITE_END();
+
+ protected:
+  void createDatabase() override {
+    if (dir_.empty()) {
+      char tmpl[] = "/tmp/hearth-store-test-XXXXXX";
+      CPPUNIT_ASSERT(mkdtemp(tmpl) != nullptr);
+      dir_ = tmpl;
+    }
+  }
+  void dropDatabase() override {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+    dir_.clear();
+  }
+  StoreOptions options() override {
+    StoreOptions o;
+    o.url = "sqlite:" + dir_ + "/hearth.db";
+    o.poolMin = 2;
+    o.poolMax = 6;
+    return o;
+  }
+  std::string expectedBackend() override { return "sqlite"; }
+  size_t knownMigrations() override { return storeimpl::sqliteMigrations().size(); }
+  int64_t migrationRows() override {
+    Poco::Data::SQLite::Connector::registerConnector();
+    Poco::Data::Session s("sqlite", dir_ + "/hearth.db");
+    int64_t n = -1;
+    s << "SELECT count(*) FROM schema_migrations", Poco::Data::Keywords::into(n), Poco::Data::Keywords::now;
+    return n;
+  }
+
+ public:
+  // Two stores on one file stand for two processes: they do not share the in-process writer lock,
+  // so BEGIN IMMEDIATE and the busy timeout must keep their writers apart.
+  void testTwoStoresOnOneFile() {
+    auto other = openStore(options());
+    std::atomic<int> failures{0};
+    auto work = [&](ResourceStore* s, int base) {
+      try {
+        for (int i = 0; i < 20; ++i) appendVersion(*s, "Patient", "shared", instantAt(base + i));
+      } catch (const std::exception& e) {
+        std::cerr << "writer failed: " << e.what() << "\n";
+        ++failures;
+      }
+    };
+    std::thread a(work, store_.get(), 0), b(work, other.get(), 100);
+    a.join();
+    b.join();
+    CPPUNIT_ASSERT_EQUAL(0, failures.load());
+    CPPUNIT_ASSERT_EQUAL(int64_t(40), store_->read("Patient", "shared")->version);
+    CPPUNIT_ASSERT_EQUAL(int64_t(40), other->read("Patient", "shared")->version);
+    for (int64_t v = 1; v <= 40; ++v) CPPUNIT_ASSERT(other->vread("Patient", "shared", v));
+  }
+
+  void testSynchronousOption() {
+    store_.reset();
+    StoreOptions o = options();
+    o.sqliteSynchronous = "normal";
+    auto normal = openStore(o);
+    CPPUNIT_ASSERT_EQUAL(int64_t(1), appendVersion(*normal, "Patient", "sync", instantAt(1)));
+    normal.reset();
+    o.sqliteSynchronous = "OFF";  // would give up durability: refused
+    CPPUNIT_ASSERT_THROW(openStore(o), StoreUnavailable);
+  }
+
+  void testOpenErrors() {
+    StoreOptions o = options();
+    o.url = "sqlite:" + dir_ + "/no/such/dir/hearth.db";
+    CPPUNIT_ASSERT_THROW(openStore(o), StoreUnavailable);
+    o.url = "sqlite::memory:";
+    CPPUNIT_ASSERT_THROW(openStore(o), StoreUnavailable);
+    o.url = "mysql://localhost/db";
+    CPPUNIT_ASSERT_THROW(openStore(o), StoreUnavailable);
+    o.url = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2";
+    CPPUNIT_ASSERT_THROW(openStore(o), StoreUnavailable);
+    // A file that is not a database.
+    const std::string junk = dir_ + "/junk.db";
+    FILE* f = std::fopen(junk.c_str(), "w");
+    CPPUNIT_ASSERT(f);
+    for (int i = 0; i < 64; ++i) std::fputs("this is not an SQLite database, just text.\n", f);
+    std::fclose(f);
+    o.url = "sqlite:" + junk;
+    CPPUNIT_ASSERT_THROW(openStore(o), StoreUnavailable);
+  }
+
+ private:
+  std::string dir_;
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(SqliteStoreTest);
+
+// ---- PostgreSQL -----------------------------------------------------------------------------
+
+namespace {
+std::string pgBaseUrl() {
+  const char* url = std::getenv("HEARTH_TEST_PG_URL");
+  return url ? url : "";
+}
+}  // namespace
+
+class PostgresStoreTest : public StoreConformance {
+  CPPUNIT_TEST_SUB_SUITE(PostgresStoreTest, StoreConformance);
+  CPPUNIT_TEST(testCreatorRaceIsConflict);
+  CPPUNIT_TEST(testDeadlockIsConflict);
+  CPPUNIT_TEST(testWriterWaitsForLockedRow);
+  CPPUNIT_TEST(testHistoryWaitsForInFlightWrite);
+  CPPUNIT_TEST_SUITE_END();
+
+ protected:
+  // Each test gets its own schema, selected for the store through the libpq `options` parameter.
+  void createDatabase() override {
+    static std::atomic<int> counter{0};
+    if (schema_.empty()) {
+      schema_ = "hearth_test_" + std::to_string(getpid()) + "_" + std::to_string(++counter);
+    }
+    admin("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE");
+    admin("CREATE SCHEMA " + schema_);
+  }
+  void dropDatabase() override {
+    if (!schema_.empty()) admin("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE");
+  }
+  StoreOptions options() override {
+    StoreOptions o;
+    std::string base = pgBaseUrl();
+    o.url = base + (base.find('?') == std::string::npos ? "?" : "&") + "options=--search_path%3D" + schema_;
+    o.poolMin = 2;
+    o.poolMax = 8;
+    o.busyTimeoutMs = 10000;
+    return o;
+  }
+  std::string expectedBackend() override { return "postgresql"; }
+  size_t knownMigrations() override { return storeimpl::postgresMigrations().size(); }
+  int64_t migrationRows() override {
+    Poco::Data::Session s = adminSession();
+    int64_t n = -1;
+    s << "SELECT count(*) FROM " + schema_ + ".schema_migrations", Poco::Data::Keywords::into(n),
+        Poco::Data::Keywords::now;
+    return n;
+  }
+
+ public:
+  void tearDown() override {
+    StoreConformance::tearDown();
+    schema_.clear();
+  }
+
+  // Two transactions create the same new resource: the one that commits first wins, the other's
+  // put() reports StoreConflict (not a database error), and a retry appends version 2.
+  void testCreatorRaceIsConflict() {
+    auto first = store_->begin();
+    CPPUNIT_ASSERT(!first->current("Patient", "race"));
+    StoredVersion a = makeVersion("Patient", "race", 1, instantAt(1));
+    first->put(a);
+
+    std::atomic<int> outcome{0};  // 1 = conflict, 2 = succeeded (wrong), 3 = other error
+    std::thread second([&] {
+      try {
+        auto tx = store_->begin();
+        if (tx->current("Patient", "race")) {
+          outcome = 3;
+          return;
+        }
+        StoredVersion b = makeVersion("Patient", "race", 1, instantAt(2));
+        tx->put(b);  // blocks on the first transaction's key until it commits
+        tx->commit();
+        outcome = 2;
+      } catch (const StoreConflict&) {
+        outcome = 1;
+      } catch (...) {
+        outcome = 3;
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    first->commit();
+    second.join();
+    CPPUNIT_ASSERT_EQUAL(1, outcome.load());
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), appendVersion(*store_, "Patient", "race", instantAt(3)));
+    assertSameVersion(a, *store_->vread("Patient", "race", 1));
+  }
+
+  void testDeadlockIsConflict() {
+    appendVersion(*store_, "Patient", "A", instantAt(1));
+    appendVersion(*store_, "Patient", "B", instantAt(1));
+    std::atomic<int> conflicts{0}, others{0};
+    auto lockBoth = [&](const char* first, const char* second) {
+      try {
+        auto tx = store_->begin();
+        tx->current("Patient", first);
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        tx->current("Patient", second);
+        tx->commit();
+      } catch (const StoreConflict&) {
+        ++conflicts;
+      } catch (...) {
+        ++others;
+      }
+    };
+    std::thread t1(lockBoth, "A", "B"), t2(lockBoth, "B", "A");
+    t1.join();
+    t2.join();
+    CPPUNIT_ASSERT_EQUAL(0, others.load());
+    CPPUNIT_ASSERT_EQUAL(1, conflicts.load());  // PostgreSQL breaks the cycle by failing one of them
+  }
+
+  // current() locks the row: a second writer sees the first one's committed version.
+  // A transaction draws its seq at put() but becomes visible at commit. A history walk starting
+  // while it is in flight (and after a later seq committed) must not walk past it: the first page
+  // waits for it instead.
+  void testHistoryWaitsForInFlightWrite() {
+    auto slow = store_->begin();
+    StoredVersion early = makeVersion("Patient", "slow", 1, instantAt(1));
+    slow->put(early);  // seq drawn, not committed
+    StoredVersion later = makeVersion("Patient", "fast", 1, instantAt(2));
+    std::thread fast([&] { putCommitted(*store_, later); });  // must not wait for `slow`
+    fast.join();
+    CPPUNIT_ASSERT(later.seq > early.seq);
+
+    std::atomic<bool> done{false};
+    std::vector<StoredVersion> walk;
+    std::thread reader([&] {
+      HistoryQuery q;
+      q.count = 1;
+      walk = allPages(*store_, q);
+      done = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CPPUNIT_ASSERT(!done);  // the first page waits for the in-flight write
+    slow->commit();
+    reader.join();
+    CPPUNIT_ASSERT_EQUAL(size_t(2), walk.size());
+    CPPUNIT_ASSERT_EQUAL(later.seq, walk[0].seq);
+    CPPUNIT_ASSERT_EQUAL(early.seq, walk[1].seq);
+  }
+
+  void testWriterWaitsForLockedRow() {
+    appendVersion(*store_, "Patient", "L", instantAt(1));
+    auto first = store_->begin();
+    CPPUNIT_ASSERT_EQUAL(int64_t(1), first->current("Patient", "L")->version);
+    std::atomic<int64_t> seenBySecond{0};
+    std::thread second([&] {
+      auto tx = store_->begin();
+      seenBySecond = tx->current("Patient", "L")->version;  // waits for `first`
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), seenBySecond.load());
+    StoredVersion v2 = makeVersion("Patient", "L", 2, instantAt(2));
+    first->put(v2);
+    first->commit();
+    second.join();
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), seenBySecond.load());
+  }
+
+ private:
+  static Poco::Data::Session adminSession() {
+    static std::once_flag once;
+    std::call_once(once, [] { Poco::Data::PostgreSQL::Connector::registerConnector(); });
+    return Poco::Data::Session("postgresql", storeimpl::postgresConnectionString(pgBaseUrl()));
+  }
+  static void admin(const std::string& sql) {
+    Poco::Data::Session s = adminSession();
+    s << "SET client_min_messages TO WARNING", Poco::Data::Keywords::now;  // no "skipping" notices
+    s << sql, Poco::Data::Keywords::now;
+  }
+  std::string schema_;
+};
+
+// Fails the run when PostgreSQL is required but not configured.
+class PostgresRequired : public CppUnit::TestFixture {
+ public:
+  void testPostgresConfigured() {
+    CPPUNIT_FAIL(
+        "HEARTH_REQUIRE_PG=1 but HEARTH_TEST_PG_URL is not set (start one with tools/pg-test-server.sh)");
+  }
+};
+
+// Registers PostgresStoreTest only when a database is configured, so an unconfigured run says
+// "skipped" instead of passing tests that never ran.
+class PostgresSuiteFactory : public CppUnit::TestFactory {
+ public:
+  CppUnit::Test* makeTest() override {
+    if (!pgBaseUrl().empty()) return PostgresStoreTest::suite();
+    const char* require = std::getenv("HEARTH_REQUIRE_PG");
+    if (require && std::string(require) == "1") {
+      auto* suite = new CppUnit::TestSuite("PostgresStoreTest");
+      suite->addTest(new CppUnit::TestCaller<PostgresRequired>("PostgresStoreTest::testPostgresConfigured",
+                                                               &PostgresRequired::testPostgresConfigured));
+      return suite;
+    }
+    std::cerr << "PostgresStoreTest: SKIPPED (set HEARTH_TEST_PG_URL, e.g. from tools/pg-test-server.sh)\n";
+    return new CppUnit::TestSuite("PostgresStoreTest");
+  }
+};
+
+namespace {
+struct RegisterPostgresSuite {
+  RegisterPostgresSuite() { CppUnit::TestFactoryRegistry::getRegistry().registerFactory(&factory); }
+  ~RegisterPostgresSuite() { CppUnit::TestFactoryRegistry::getRegistry().unregisterFactory(&factory); }
+  PostgresSuiteFactory factory;
+};
+RegisterPostgresSuite registerPostgresSuite;
+
+}  // namespace
