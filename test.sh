@@ -39,6 +39,7 @@ free_port() {
 }
 
 WORK=$(mktemp -d /tmp/hearth-test.XXXXXX)
+chmod 755 "$WORK"  # the throwaway PostgreSQL runs as the postgres user
 PG_DIR="$WORK/pg"
 REDIS_PID=""
 cleanup() {
