@@ -214,9 +214,9 @@ auto ResourceService::withRetry(Fn&& fn) -> decltype(fn()) {
       // Jittered back-off so racing writers do not collide again in lock-step.
       std::uniform_int_distribution<int> jitter(0, 500 * attempt);
       std::this_thread::sleep_for(std::chrono::microseconds(200 * attempt + jitter(rng())));
-    } catch (const StoreUnavailable&) {
+    } catch (const StoreUnavailable& e) {
       throw FhirError(503, IssueType::Transient,
-                      "The data store is unavailable; nothing was written. Retry later.");
+                      "The data store is unavailable; nothing was written. Retry later.").withInternalDetail(e.what());
     }
   }
 }
@@ -264,9 +264,9 @@ WriteOutcome ResourceService::update(std::string_view type, std::string_view id,
   int64_t guess = 1;
   try {
     if (auto cur = store_.read(type, id)) guess = cur->version + 1;
-  } catch (const StoreUnavailable&) {
+  } catch (const StoreUnavailable& e) {
     throw FhirError(503, IssueType::Transient,
-                    "The data store is unavailable; nothing was written. Retry later.");
+                    "The data store is unavailable; nothing was written. Retry later.").withInternalDetail(e.what());
   }
   StoredVersion v;
   v.type = std::string(type);
@@ -315,13 +315,16 @@ WriteOutcome ResourceService::remove(std::string_view type, std::string_view id,
   withRetry([&] {
     runUnit([&](StoreTransaction& tx) {
       auto cur = tx.current(type, id);
-      if (!cur)
-        throw FhirError(404, IssueType::NotFound,
-                        "Resource " + std::string(type) + "/" + std::string(id) + " is not known");
-      if (ifMatch && cur->version != *ifMatch) {
+      if (ifMatch && (!cur || cur->version != *ifMatch)) {
         throw FhirError(412, IssueType::Conflict,
-                        "Version conflict: If-Match names version " + std::to_string(*ifMatch) +
-                            " but the current version is " + std::to_string(cur->version));
+                        cur ? "Version conflict: If-Match names version " + std::to_string(*ifMatch) +
+                                  " but the current version is " + std::to_string(cur->version)
+                            : "Precondition failed: the resource does not exist");
+      }
+      if (!cur) {  // nothing to delete: success without a write (R4 http.html#delete)
+        v.version = 0;
+        wrote = false;
+        return;
       }
       if (cur->deleted) {  // idempotent: report the existing deletion
         v.version = cur->version;
@@ -358,8 +361,8 @@ std::shared_ptr<const StoredVersion> ResourceService::read(std::string_view type
     std::optional<StoredVersion> got;
     try {
       got = store_.read(type, id);
-    } catch (const StoreUnavailable&) {
-      throw FhirError(503, IssueType::Transient, "The data store is unavailable. Retry later.");
+    } catch (const StoreUnavailable& e) {
+      throw FhirError(503, IssueType::Transient, "The data store is unavailable. Retry later.").withInternalDetail(e.what());
     }
     if (!got)
       throw FhirError(404, IssueType::NotFound,
@@ -381,8 +384,8 @@ StoredVersion ResourceService::vread(std::string_view type, std::string_view id,
   std::optional<StoredVersion> got;
   try {
     got = store_.vread(type, id, version);
-  } catch (const StoreUnavailable&) {
-    throw FhirError(503, IssueType::Transient, "The data store is unavailable. Retry later.");
+  } catch (const StoreUnavailable& e) {
+    throw FhirError(503, IssueType::Transient, "The data store is unavailable. Retry later.").withInternalDetail(e.what());
   }
   if (!got) {
     throw FhirError(404, IssueType::NotFound,
@@ -401,9 +404,13 @@ HistoryPage ResourceService::history(const HistoryQuery& q) {
   if (!q.type.empty()) checkType(q.type);
   if (!q.id.empty()) checkId(q.id);
   try {
-    return store_.history(q);
-  } catch (const StoreUnavailable&) {
-    throw FhirError(503, IssueType::Transient, "The data store is unavailable. Retry later.");
+    HistoryPage page = store_.history(q);
+    if (!q.id.empty() && page.entries.empty() && !q.beforeSeq && !store_.read(q.type, q.id)) {
+      throw FhirError(404, IssueType::NotFound, "Resource " + q.type + "/" + q.id + " is not known");
+    }
+    return page;
+  } catch (const StoreUnavailable& e) {
+    throw FhirError(503, IssueType::Transient, "The data store is unavailable. Retry later.").withInternalDetail(e.what());
   }
 }
 

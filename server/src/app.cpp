@@ -36,7 +36,8 @@ void writePortFile(const std::string& path, int httpPort, int mllpPort) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << "http=" << httpPort << "\nmllp=" << mllpPort << "\n";
+    out << "http=" << httpPort << "\n";
+    (void)mllpPort;  // the MLLP listener (HL7v2 bridge) adds its bound port here when it lands
   }
   Poco::File(tmp).renameTo(path);
 }
@@ -171,6 +172,7 @@ int HearthApp::main(const std::vector<std::string>&) {
     socket->bind(addr, true);
     socket->listen(cfg.http.backlog);
     httpPort = socket->address().port();
+    ctx.boundPort = httpPort;
 
     auto* params = new Poco::Net::HTTPServerParams;
     params->setMaxThreads(cfg.http.threads);

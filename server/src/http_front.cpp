@@ -145,8 +145,15 @@ void requireJsonBody(const HTTPServerRequest& req) {
   }
 }
 
+// True if the request announces a body (Content-Length > 0 or chunked). A request with neither
+// has no body (RFC 9112 6.3); Poco would otherwise read until the client closes.
+bool hasBody(const HTTPServerRequest& req) {
+  return req.getChunkedTransferEncoding() || (req.hasContentLength() && req.getContentLength64() > 0);
+}
+
 std::string readBody(HTTPServerRequest& req, size_t limit, Response& r) {
   std::string body;
+  if (!hasBody(req)) return body;
   if (req.hasContentLength()) {
     const auto len = req.getContentLength64();
     if (len < 0 || static_cast<uint64_t>(len) > limit) {
@@ -173,6 +180,32 @@ std::string readBody(HTTPServerRequest& req, size_t limit, Response& r) {
     }
   }
   return body;
+}
+
+// Reads and discards a body the handler did not consume (an early error answer), so the next
+// request on this keep-alive connection starts at the right byte. Bodies over the limit, or a
+// failing stream, close the connection instead.
+void drainBody(HTTPServerRequest& req, size_t limit, Response& r) {
+  if (!hasBody(req)) return;
+  if (req.hasContentLength() && static_cast<uint64_t>(req.getContentLength64()) > limit) {
+    r.closeConnection = true;
+    return;
+  }
+  try {
+    std::istream& in = req.stream();
+    char buf[16384];
+    size_t total = 0;
+    while (in) {
+      in.read(buf, sizeof buf);
+      total += static_cast<size_t>(in.gcount());
+      if (total > limit) {
+        r.closeConnection = true;
+        return;
+      }
+    }
+  } catch (const std::exception&) {
+    r.closeConnection = true;
+  }
 }
 
 // W/"3", "3" or 3 -> 3. Throws 400 on anything else.
@@ -248,9 +281,13 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       path = uri.substr(0, qpos);
     }
     try {
+      if (!req.has("Host") && req.getVersion() == Poco::Net::HTTPMessage::HTTP_1_1) {
+        throw FhirError(400, IssueType::Invalid, "HTTP/1.1 requests must carry a Host header");
+      }
       query_ = qpos == std::string::npos ? Query{} : parseQuery(std::string_view(uri).substr(qpos + 1));
       dispatch(req, path, r);
     } catch (const FhirError& e) {
+      if (!e.internalDetail().empty()) logEvent("error", e.internalDetail(), requestId_);
       const bool close = r.closeConnection;
       r = Response{};
       r.closeConnection = close;
@@ -268,6 +305,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       r.body = fhir::operationOutcomeJson(fhir::Severity::Error, IssueType::Exception,
                                           "Internal server error; quote request id " + requestId_);
     }
+    if (!bodyRead_) drainBody(req, ctx_.config.http.bodyLimitBytes, r);
     if (pretty_ && !r.body.empty() && r.contentType == kFhirJson) r.body = fhir::prettyJson(r.body);
     send(resp, r);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -318,12 +356,12 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
 
   std::string base(const HTTPServerRequest& req) const {
     if (!ctx_.config.fhir.baseUrl.empty()) return ctx_.config.fhir.baseUrl;
-    std::string host = req.getHost();
+    std::string host = req.get("Host", "");
     bool ok = !host.empty() && host.size() < 256;
     for (char c : host) {
       if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']')) ok = false;
     }
-    if (!ok) host = ctx_.config.http.host + ":" + std::to_string(ctx_.config.http.port);
+    if (!ok) host = ctx_.config.http.host + ":" + std::to_string(ctx_.boundPort.load());
     return (ctx_.tls.load() ? "https://" : "http://") + host + "/fhir";
   }
 
@@ -355,17 +393,18 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
   }
 
   void dispatch(HTTPServerRequest& req, const std::string& path, Response& r) {
-    const std::string& method = req.getMethod();
+    // HEAD is GET without a body (Poco's sendBuffer omits it for HEAD requests).
+    const std::string method = req.getMethod() == "HEAD" ? std::string("GET") : req.getMethod();
     const auto segs = splitPath(path);
     if (const std::string* p = query_.get("_pretty")) pretty_ = (*p == "true");
     if (segs.size() == 1 && segs[0] == "health") {
       route_ = Route::Health;
-      if (method != "GET" && method != "HEAD") methodNotAllowed(req, "GET, HEAD");
+      if (method != "GET") methodNotAllowed(req, "GET, HEAD");
       return health(r);
     }
     if (segs.size() == 1 && segs[0] == "metrics") {
       route_ = Route::Metrics;
-      if (method != "GET" && method != "HEAD") methodNotAllowed(req, "GET, HEAD");
+      if (method != "GET") methodNotAllowed(req, "GET, HEAD");
       r.contentType = "text/plain; version=0.0.4; charset=utf-8";
       r.body = ctx_.metrics.render(ctx_.service.store().poolStats(), ctx_.service.store().backendName());
       return;
@@ -377,7 +416,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     const size_t n = segs.size() - 1;
     if (n == 1 && segs[1] == "metadata") {
       route_ = Route::Metadata;
-      if (method != "GET") methodNotAllowed(req, "GET");
+      if (method != "GET") methodNotAllowed(req, "GET, HEAD");
       negotiate(req, query_);
       r.body = fhir::capabilityStatementJson(ctx_.softwareVersion, base(req));
       return;
@@ -386,7 +425,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     if (n == 0) throw FhirError(404, IssueType::NotSupported, "Batch/transaction and system search are not supported yet");
     if (n == 1 && segs[1] == "_history") {
       route_ = Route::HistorySystem;
-      if (method != "GET") methodNotAllowed(req, "GET");
+      if (method != "GET") methodNotAllowed(req, "GET, HEAD");
       negotiate(req, query_);
       return history(req, "", "", r);
     }
@@ -397,13 +436,14 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       if (method != "POST") methodNotAllowed(req, "POST");
       negotiate(req, query_);
       requireJsonBody(req);
+      bodyRead_ = true;
       const std::string body = readBody(req, ctx_.config.http.bodyLimitBytes, r);
       auto out = ctx_.service.create(type, body);
       return writeResponse(req, out, 201, r);
     }
     if (n == 2 && segs[2] == "_history") {
       route_ = Route::HistoryType;
-      if (method != "GET") methodNotAllowed(req, "GET");
+      if (method != "GET") methodNotAllowed(req, "GET, HEAD");
       negotiate(req, query_);
       return history(req, type, "", r);
     }
@@ -423,6 +463,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
         negotiate(req, query_);
         requireJsonBody(req);
         const auto expected = ifMatch(req);
+        bodyRead_ = true;
         const std::string body = readBody(req, ctx_.config.http.bodyLimitBytes, r);
         auto out = ctx_.service.update(type, id, body, expected);
         return writeResponse(req, out, out.created ? 201 : 200, r);
@@ -431,6 +472,11 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
         route_ = Route::Delete;
         negotiate(req, query_);
         auto out = ctx_.service.remove(type, id, ifMatch(req));
+        if (out.version.version == 0) {
+          r.body = fhir::operationOutcomeJson(fhir::Severity::Information, IssueType::Informational,
+                                              "Nothing to delete: " + type + "/" + id + " does not exist");
+          return;
+        }
         r.header("ETag", etag(out.version.version));
         r.body = fhir::operationOutcomeJson(
             fhir::Severity::Information, IssueType::Informational,
@@ -438,18 +484,18 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
         return;
       }
       route_ = Route::Read;
-      methodNotAllowed(req, "GET, PUT, DELETE");
+      methodNotAllowed(req, "GET, HEAD, PUT, DELETE");
     }
     if (n == 3 && segs[3] == "_history") {
       route_ = Route::HistoryInstance;
-      if (method != "GET") methodNotAllowed(req, "GET");
+      if (method != "GET") methodNotAllowed(req, "GET, HEAD");
       negotiate(req, query_);
       fhir::ResourceService::checkId(id);
       return history(req, type, id, r);
     }
     if (n == 4 && segs[3] == "_history") {
       route_ = Route::VRead;
-      if (method != "GET") methodNotAllowed(req, "GET");
+      if (method != "GET") methodNotAllowed(req, "GET, HEAD");
       negotiate(req, query_);
       const std::string vid(segs[4]);
       int64_t version = 0;
@@ -546,6 +592,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
   std::string allow_;
   Query query_;
   bool pretty_ = false;
+  bool bodyRead_ = false;  // the handler consumed (or tried to consume) the request body
 };
 
 }  // namespace

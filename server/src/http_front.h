@@ -23,6 +23,7 @@ struct ServerContext {
   std::string softwareVersion;
   std::atomic<int> inFlight{0};
   std::atomic<bool> tls{false};
+  std::atomic<int> boundPort{0};  // the HTTP port actually bound (differs from config with port 0)
 };
 
 class HearthRequestHandlerFactory : public Poco::Net::HTTPRequestHandlerFactory {

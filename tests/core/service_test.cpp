@@ -94,7 +94,9 @@ class ServiceTest : public CppUnit::TestFixture {
     CPPUNIT_ASSERT(back.created);
     CPPUNIT_ASSERT_EQUAL(404, statusOf([&] { f.service->read("Patient", "nope"); }));
     CPPUNIT_ASSERT_EQUAL(404, statusOf([&] { f.service->read("Patientx", "p"); }));
-    CPPUNIT_ASSERT_EQUAL(404, statusOf([&] { f.service->remove("Patient", "never", std::nullopt); }));
+    // Deleting what never existed succeeds without writing anything (R4 http.html#delete).
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), f.service->remove("Patient", "never", std::nullopt).version.version);
+    CPPUNIT_ASSERT_EQUAL(404, statusOf([&] { f.service->read("Patient", "never"); }));
   }
 
   void rejectedWritesChangeNothing() {

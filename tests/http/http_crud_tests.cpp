@@ -329,8 +329,12 @@ class StoreCrudTest : public CppUnit::TestFixture {
   }
 
   void testDeleteSemantics() {
-    assertOperationOutcome(http().del("/fhir/Patient/" + uniqueId("never")), 404,
-                           "delete of an id that never existed");
+    // R4 (http.html#delete): "Upon successful deletion, or if the resource does not exist at all,
+    // the server should return either a 200 OK ... or a 204 No Content". Nothing may be created.
+    const std::string never = "/fhir/Patient/" + uniqueId("never");
+    assertOperationOutcome(http().del(never), 200, "delete of an id that never existed");
+    assertOperationOutcome(http().get(never), 404, "a delete of an unknown id creates nothing");
+    assertOperationOutcome(http().get(never + "/_history"), 404, "no history for an unknown id");
     Stored v1 = create("Location", fixture("Location", {{"Organization", "x"}}));
     const std::string path = "/fhir/Location/" + v1.id;
     HttpResponse r = http().del(path);

@@ -40,9 +40,18 @@ class FhirError : public std::exception {
   const std::vector<Issue>& issues() const noexcept { return issues_; }
   const char* what() const noexcept override;
 
+  // Detail for the server log only (never sent to a client), e.g. why the store is unavailable.
+  // Must not contain patient data.
+  const std::string& internalDetail() const noexcept { return internalDetail_; }
+  FhirError& withInternalDetail(std::string detail) {
+    internalDetail_ = std::move(detail);
+    return *this;
+  }
+
  private:
   int status_;
   std::vector<Issue> issues_;
+  std::string internalDetail_;
 };
 
 // Serialises issues as an R4 OperationOutcome resource (compact JSON).

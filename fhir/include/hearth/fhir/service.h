@@ -50,7 +50,8 @@ class ResourceService {
   WriteOutcome update(std::string_view type, std::string_view id, std::string_view body,
                       std::optional<int64_t> ifMatch);
   // DELETE [type]/[id]: stores a deletion version. Returns it (created=false), or the existing
-  // deletion marker if already deleted (idempotent). 404 if the id never existed.
+  // deletion marker if already deleted (idempotent), or version 0 if the id never existed
+  // (nothing is written; R4 answers success for both).
   WriteOutcome remove(std::string_view type, std::string_view id, std::optional<int64_t> ifMatch);
   // GET [type]/[id]: the current version; 404 unknown, 410 deleted.
   std::shared_ptr<const StoredVersion> read(std::string_view type, std::string_view id);
