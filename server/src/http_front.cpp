@@ -100,7 +100,7 @@ void negotiate(const HTTPServerRequest& req, const Query& q) {
     if (base == "json" || isJsonMediaType(base)) return;
     throw FhirError(406, IssueType::NotSupported, "Unsupported _format '" + fmt->substr(0, 64) + "': this server serves application/fhir+json");
   }
-  const std::string& accept = req.get("Accept", "");
+  const std::string accept = req.get("Accept", "");
   if (accept.empty()) return;
   std::string_view a(accept);
   while (!a.empty()) {
@@ -123,7 +123,7 @@ void negotiate(const HTTPServerRequest& req, const Query& q) {
 }
 
 void requireJsonBody(const HTTPServerRequest& req) {
-  const std::string& ct = req.get("Content-Type", "");
+  const std::string ct = req.get("Content-Type", "");
   const size_t semi = ct.find(';');
   const std::string mt = trimLower(std::string_view(ct).substr(0, semi));
   if (!isJsonMediaType(mt)) {
@@ -231,7 +231,7 @@ std::optional<int64_t> ifMatch(const HTTPServerRequest& req) {
 
 enum class ReturnPref { Representation, Minimal, OperationOutcome };
 ReturnPref returnPreference(const HTTPServerRequest& req) {
-  const std::string& prefer = req.get("Prefer", "");
+  const std::string prefer = req.get("Prefer", "");
   if (prefer.empty()) return ReturnPref::Representation;
   const std::string p = trimLower(prefer);
   if (p.find("return=minimal") != std::string::npos) return ReturnPref::Minimal;
@@ -269,7 +269,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
   void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
     ctx_.inFlight.fetch_add(1, std::memory_order_relaxed);
     const auto t0 = std::chrono::steady_clock::now();
-    const std::string& clientId = req.get("X-Request-Id", "");
+    const std::string clientId = req.get("X-Request-Id", "");
     requestId_ = sane(clientId, 128) ? clientId : newRequestId();
     Response r;
     const std::string& uri = req.getURI();
@@ -374,7 +374,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
   void authorize(const HTTPServerRequest& req, bool write) {
     const AuthConfig& a = ctx_.config.auth;
     if (!a.enabled) return;
-    const std::string& h = req.get("Authorization", "");
+    const std::string h = req.get("Authorization", "");
     if (h.size() <= 7 || Poco::icompare(h.substr(0, 7), "bearer ") != 0) {
       throw FhirError(401, IssueType::Login, "Authentication required: send Authorization: Bearer <token>");
     }
