@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "model_impl.h"
+#include "xhtml.h"
 
 namespace hearth::fhir {
 
@@ -267,12 +268,8 @@ const char* checkString(TypeKind kind, std::string_view s) {
                  : "must be a valid instant (YYYY-MM-DDThh:mm:ss[.sss] with a time zone Z or +hh:mm)";
     case TypeKind::Time:
       return validTime(s) ? nullptr : "must be a valid time (hh:mm:ss[.sss])";
-    case TypeKind::Xhtml: {
-      while (!s.empty() && isSpace(s.back())) s.remove_suffix(1);
-      const bool opens = s.size() > 5 && s.substr(0, 4) == "<div" &&
-                         (isSpace(s[4]) || s[4] == '>' || s[4] == '/');
-      return opens && s.back() == '>' ? nullptr : "must be an XHTML <div> element";
-    }
+    case TypeKind::Xhtml:
+      return nullptr;  // checked by checkNarrativeXhtml (Walker::primitive), with its own diagnostics
     default:
       return nullptr;
   }
@@ -711,6 +708,11 @@ class Walker {
       std::string diag = "Invalid value for '" + jsonName(el, et) + "': " + problem;
       if (mayQuote(kind)) diag += "; got " + quoteShort(s);
       add(IssueType::Value, std::move(diag));
+      return;
+    }
+    if (kind == TypeKind::Xhtml) {
+      const std::string problem = checkNarrativeXhtml(s);
+      if (!problem.empty()) add(IssueType::Value, "Invalid narrative: the " + jsonName(el, et) + " " + problem);
       return;
     }
     if (kind == TypeKind::Code && el.valueSet >= 0) {

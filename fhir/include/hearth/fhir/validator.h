@@ -8,7 +8,8 @@
 //    scalar where max > 1), duplicate keys, empty objects / arrays / strings, nulls outside
 //    primitive-extension arrays, nesting deeper than the limit;
 //  - content: invalid primitive values (IssueType::Value: date, dateTime, instant, time, id,
-//    code, decimal, integer ranges, uri, oid, uuid, base64Binary ...), missing required elements
+//    code, decimal, integer ranges, uri, oid, uuid, base64Binary ...; a narrative div must be safe
+//    FHIR XHTML, txt-1/txt-2, see fhir/src/xhtml.h), missing required elements
 //    (IssueType::Required: min cardinality), codes outside required bindings (IssueType::CodeInvalid).
 // Contained resources and Bundle.entry.resource are validated as resources of their own type.
 // Also checked: extension url + value[x] xor nested extensions (ext-1, IssueType::Invariant),
