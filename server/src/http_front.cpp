@@ -7,6 +7,8 @@
 #include <Poco/URI.h>
 
 #include <chrono>
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <random>
@@ -15,6 +17,7 @@
 
 #include "hearth/fhir/bundle.h"
 #include "hearth/fhir/json.h"
+#include "hearth/fhir/xml.h"
 
 namespace hearth::server {
 
@@ -26,6 +29,7 @@ using Poco::Net::HTTPServerResponse;
 namespace {
 
 constexpr const char* kFhirJson = "application/fhir+json;charset=utf-8";
+constexpr const char* kFhirXml = "application/fhir+xml;charset=utf-8";
 
 struct Response {
   int status = 200;
@@ -91,17 +95,27 @@ std::string trimLower(std::string_view s) {
 bool isJsonMediaType(const std::string& mt) {
   return mt == "application/fhir+json" || mt == "application/json" || mt == "application/json+fhir";
 }
+bool isXmlMediaType(const std::string& mt) {
+  return mt == "application/fhir+xml" || mt == "application/xml" || mt == "text/xml" ||
+         mt == "application/xml+fhir";
+}
 
-// The request's representation choice: JSON, or 406. (XML arrives with the XML issue.)
-void negotiate(const HTTPServerRequest& req, const Query& q) {
+// The response representation: true for XML, false for JSON; 406 if neither can be served.
+// _format overrides Accept.
+bool negotiate(const HTTPServerRequest& req, const Query& q) {
   if (const std::string* fmt = q.get("_format")) {
     const std::string f = trimLower(*fmt);
     const std::string base = f.substr(0, f.find(';'));
-    if (base == "json" || isJsonMediaType(base)) return;
-    throw FhirError(406, IssueType::NotSupported, "Unsupported _format '" + fmt->substr(0, 64) + "': this server serves application/fhir+json");
+    if (base == "json" || isJsonMediaType(base)) return false;
+    if (base == "xml" || isXmlMediaType(base)) return true;
+    throw FhirError(406, IssueType::NotSupported,
+                    "Unsupported _format: this server serves application/fhir+json and application/fhir+xml");
   }
   const std::string accept = req.get("Accept", "");
-  if (accept.empty()) return;
+  if (accept.empty()) return false;
+  // Highest q wins; among equal q the earlier range wins (RFC 9110 12.5.1).
+  double bestQ = 0.0;
+  int best = -1;  // 0: JSON, 1: XML
   std::string_view a(accept);
   while (!a.empty()) {
     const size_t comma = a.find(',');
@@ -109,27 +123,38 @@ void negotiate(const HTTPServerRequest& req, const Query& q) {
     a = comma == std::string_view::npos ? std::string_view{} : a.substr(comma + 1);
     const size_t semi = item.find(';');
     const std::string mt = trimLower(item.substr(0, semi));
-    bool zeroQ = false;
+    double qv = 1.0;
     if (semi != std::string_view::npos) {
-      const std::string params = trimLower(item.substr(semi + 1));
-      zeroQ = params.find("q=0") != std::string::npos && params.find("q=0.") == std::string::npos;
-      if (params.find("q=0.0") != std::string::npos && params.find_first_of("123456789", params.find("q=0.0")) == std::string::npos)
-        zeroQ = true;
+      std::string params = trimLower(item.substr(semi + 1));
+      params.erase(std::remove(params.begin(), params.end(), ' '), params.end());
+      const size_t qp = params.find("q=");
+      if (qp != std::string::npos && (qp == 0 || params[qp - 1] == ';')) qv = std::strtod(params.c_str() + qp + 2, nullptr);
     }
-    if (zeroQ) continue;
-    if (mt == "*/*" || mt == "application/*" || isJsonMediaType(mt)) return;
+    if (qv <= 0.0) continue;
+    int kind = -1;
+    if (mt == "*/*" || mt == "application/*" || isJsonMediaType(mt)) kind = 0;
+    else if (isXmlMediaType(mt) || mt == "text/*") kind = 1;
+    if (kind >= 0 && qv > bestQ) {
+      bestQ = qv;
+      best = kind;
+    }
   }
-  throw FhirError(406, IssueType::NotSupported, "None of the media types in Accept can be served; this server serves application/fhir+json");
+  if (best >= 0) return best == 1;
+  throw FhirError(406, IssueType::NotSupported,
+                  "None of the media types in Accept can be served; this server serves application/fhir+json "
+                  "and application/fhir+xml");
 }
 
-void requireJsonBody(const HTTPServerRequest& req) {
+// The request body's format from Content-Type: true for XML, false for JSON; 415 otherwise.
+bool requireFhirBody(const HTTPServerRequest& req) {
   const std::string ct = req.get("Content-Type", "");
   const size_t semi = ct.find(';');
   const std::string mt = trimLower(std::string_view(ct).substr(0, semi));
-  if (!isJsonMediaType(mt)) {
+  const bool xml = isXmlMediaType(mt);
+  if (!xml && !isJsonMediaType(mt)) {
     throw FhirError(415, IssueType::NotSupported,
-                    ct.empty() ? "Missing Content-Type: send application/fhir+json"
-                               : "Unsupported Content-Type: send application/fhir+json");
+                    ct.empty() ? "Missing Content-Type: send application/fhir+json or application/fhir+xml"
+                               : "Unsupported Content-Type: send application/fhir+json or application/fhir+xml");
   }
   if (semi != std::string::npos) {
     const std::string params = trimLower(std::string_view(ct).substr(semi + 1));
@@ -139,10 +164,11 @@ void requireJsonBody(const HTTPServerRequest& req) {
       charset = charset.substr(0, charset.find(';'));
       if (!charset.empty() && charset.front() == '"') charset = charset.substr(1, charset.size() - 2);
       if (charset != "utf-8" && charset != "utf8") {
-        throw FhirError(415, IssueType::NotSupported, "Unsupported charset: FHIR JSON is UTF-8");
+        throw FhirError(415, IssueType::NotSupported, "Unsupported charset: Hearth accepts UTF-8");
       }
     }
   }
+  return xml;
 }
 
 // True if the request announces a body (Content-Length > 0 or chunked). A request with neither
@@ -306,7 +332,21 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
                                           "Internal server error; quote request id " + requestId_);
     }
     if (!bodyRead_) drainBody(req, ctx_.config.http.bodyLimitBytes, r);
-    if (pretty_ && !r.body.empty() && r.contentType == kFhirJson) r.body = fhir::prettyJson(r.body);
+    if (!r.body.empty() && r.contentType == kFhirJson) {
+      if (xml_) {
+        try {
+          r.body = fhir::jsonToXml(r.body, pretty_);
+          r.contentType = kFhirXml;
+        } catch (const std::exception&) {
+          // Stored JSON that XML cannot carry (e.g. U+FFFF): say so in JSON rather than fail silently.
+          r.status = 406;
+          r.body = fhir::operationOutcomeJson(fhir::Severity::Error, IssueType::NotSupported,
+                                              "This resource cannot be represented as XML; request JSON");
+        }
+      } else if (pretty_) {
+        r.body = fhir::prettyJson(r.body);
+      }
+    }
     send(resp, r);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ctx_.metrics.record(route_, Metrics::methodIndex(req.getMethod()), r.status, secs);
@@ -417,7 +457,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     if (n == 1 && segs[1] == "metadata") {
       route_ = Route::Metadata;
       if (method != "GET") methodNotAllowed(req, "GET, HEAD");
-      negotiate(req, query_);
+      xml_ = negotiate(req, query_);
       r.body = fhir::capabilityStatementJson(ctx_.softwareVersion, base(req));
       return;
     }
@@ -426,7 +466,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     if (n == 1 && segs[1] == "_history") {
       route_ = Route::HistorySystem;
       if (method != "GET") methodNotAllowed(req, "GET, HEAD");
-      negotiate(req, query_);
+      xml_ = negotiate(req, query_);
       return history(req, "", "", r);
     }
     const std::string type(segs[1]);
@@ -434,24 +474,25 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     if (n == 1) {
       route_ = Route::Create;
       if (method != "POST") methodNotAllowed(req, "POST");
-      negotiate(req, query_);
-      requireJsonBody(req);
+      xml_ = negotiate(req, query_);
+      const bool xmlBody = requireFhirBody(req);
       bodyRead_ = true;
-      const std::string body = readBody(req, ctx_.config.http.bodyLimitBytes, r);
+      std::string body = readBody(req, ctx_.config.http.bodyLimitBytes, r);
+      if (xmlBody) body = fhir::xmlToJson(body);
       auto out = ctx_.service.create(type, body);
       return writeResponse(req, out, 201, r);
     }
     if (n == 2 && segs[2] == "_history") {
       route_ = Route::HistoryType;
       if (method != "GET") methodNotAllowed(req, "GET, HEAD");
-      negotiate(req, query_);
+      xml_ = negotiate(req, query_);
       return history(req, type, "", r);
     }
     const std::string id(segs[2]);
     if (n == 2) {
       if (method == "GET") {
         route_ = Route::Read;
-        negotiate(req, query_);
+        xml_ = negotiate(req, query_);
         auto v = ctx_.service.read(type, id);
         r.header("ETag", etag(v->version));
         r.header("Last-Modified", fhir::httpDateFromInstant(v->lastUpdated));
@@ -460,17 +501,18 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       }
       if (method == "PUT") {
         route_ = Route::Update;
-        negotiate(req, query_);
-        requireJsonBody(req);
+        xml_ = negotiate(req, query_);
+        const bool xmlBody = requireFhirBody(req);
         const auto expected = ifMatch(req);
         bodyRead_ = true;
-        const std::string body = readBody(req, ctx_.config.http.bodyLimitBytes, r);
+        std::string body = readBody(req, ctx_.config.http.bodyLimitBytes, r);
+        if (xmlBody) body = fhir::xmlToJson(body);
         auto out = ctx_.service.update(type, id, body, expected);
         return writeResponse(req, out, out.created ? 201 : 200, r);
       }
       if (method == "DELETE") {
         route_ = Route::Delete;
-        negotiate(req, query_);
+        xml_ = negotiate(req, query_);
         auto out = ctx_.service.remove(type, id, ifMatch(req));
         if (out.version.version == 0) {
           r.body = fhir::operationOutcomeJson(fhir::Severity::Information, IssueType::Informational,
@@ -489,14 +531,14 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     if (n == 3 && segs[3] == "_history") {
       route_ = Route::HistoryInstance;
       if (method != "GET") methodNotAllowed(req, "GET, HEAD");
-      negotiate(req, query_);
+      xml_ = negotiate(req, query_);
       fhir::ResourceService::checkId(id);
       return history(req, type, id, r);
     }
     if (n == 4 && segs[3] == "_history") {
       route_ = Route::VRead;
       if (method != "GET") methodNotAllowed(req, "GET, HEAD");
-      negotiate(req, query_);
+      xml_ = negotiate(req, query_);
       const std::string vid(segs[4]);
       int64_t version = 0;
       if (vid.empty() || vid.size() > 18 || vid.find_first_not_of("0123456789") != std::string::npos) {
@@ -593,6 +635,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
   Query query_;
   bool pretty_ = false;
   bool bodyRead_ = false;  // the handler consumed (or tried to consume) the request body
+  bool xml_ = false;       // the response is XML (negotiated by _format / Accept)
 };
 
 }  // namespace

@@ -633,6 +633,7 @@ class HttpFrontTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(testPreferReturn);
   CPPUNIT_TEST(testFormatAndPretty);
   CPPUNIT_TEST(testAcceptNegotiation);
+  CPPUNIT_TEST(testXmlRepresentation);
   CPPUNIT_TEST(testUnsupportedContentType415);
   CPPUNIT_TEST(testMethodNotAllowed405);
   CPPUNIT_TEST(testNotFound404);
@@ -829,19 +830,69 @@ class HttpFrontTest : public CppUnit::TestFixture {
       assertStatus(200, r, std::string("Accept: ") + accept);
       assertFhirJsonContentType(r, std::string("Accept: ") + accept);
     }
-    for (const char* accept : {"text/csv", "application/fhir+xml", "application/xml", "image/png"}) {
+    for (const char* accept : {"text/csv", "image/png", "application/fhir+json;q=0, text/html"}) {
       HttpResponse r = http().get(path, {{"Accept", accept}});
       assertOperationOutcome(r, 406, std::string("Accept: ") + accept);
     }
-    for (const std::string& f : {std::string("xml"), enc("application/fhir+xml"), enc("text/csv")}) {
+    for (const char* accept : {"application/fhir+xml", "application/xml", "text/xml",
+                               "application/fhir+json;q=0.5, application/fhir+xml"}) {
+      HttpResponse r = http().get(path, {{"Accept", accept}});
+      assertStatus(200, r, std::string("Accept: ") + accept);
+      HT_ASSERT(std::string("XML content type for Accept: ") + accept,
+                r.header("Content-Type").rfind("application/fhir+xml", 0) == 0);
+      HT_ASSERT("an XML Patient", r.body.find("<Patient xmlns=\"http://hl7.org/fhir\">") != std::string::npos);
+    }
+    for (const std::string& f : {enc("text/csv"), std::string("html")}) {
       HttpResponse r = http().get(path + "?_format=" + f, {{"Accept", "application/fhir+json"}});
       assertOperationOutcome(r, 406, "_format=" + f + " overrides a servable Accept");
+    }
+    for (const std::string& f : {std::string("xml"), enc("application/fhir+xml")}) {
+      HttpResponse r = http().get(path + "?_format=" + f, {{"Accept", "application/fhir+json"}});
+      assertStatus(200, r, "_format=" + f);
+      HT_ASSERT("_format=" + f + " overrides Accept", r.header("Content-Type").rfind("application/fhir+xml", 0) == 0);
     }
     std::size_t before = collectHistory(http(), "/fhir/_history?_count=1000").entries.size();
     HttpResponse r = http().post("/fhir/Patient", patient(), {{"Accept", "text/csv"}});
     assertOperationOutcome(r, 406, "POST with an unservable Accept");
     std::size_t after = collectHistory(http(), "/fhir/_history?_count=1000").entries.size();
     HT_EQ("a create answered 406 must not have been stored", before, after);
+  }
+
+  void testXmlRepresentation() {
+    const std::string xml =
+        "<Patient xmlns=\"http://hl7.org/fhir\"><active value=\"true\"/><name><family value=\"Adeyemi\"/>"
+        "<given value=\"Tolu\"/></name><gender value=\"female\"/><birthDate value=\"1990-07-01\"/></Patient>";
+    HttpResponse r = http().post("/fhir/Patient", xml,
+                                 {{"Content-Type", "application/fhir+xml"}, {"Accept", "application/fhir+json"}});
+    assertStatus(201, r, "create from XML");
+    const std::string id = r.json()["id"].GetString();
+    HT_EQ("family from XML", std::string("Adeyemi"), std::string(r.json()["name"][0]["family"].GetString()));
+    HT_ASSERT("active is a JSON boolean", r.json()["active"].IsBool());
+    r = http().get("/fhir/Patient/" + id, {{"Accept", "application/fhir+xml"}});
+    assertStatus(200, r, "read as XML");
+    HT_ASSERT("XML carries the server id", r.body.find("<id value=\"" + id + "\"/>") != std::string::npos);
+    HT_ASSERT("XML carries the version", r.body.find("<versionId value=\"1\"/>") != std::string::npos);
+    // Update from XML, answered in XML.
+    const std::string xml2 = "<Patient xmlns=\"http://hl7.org/fhir\"><id value=\"" + id +
+                             "\"/><active value=\"false\"/></Patient>";
+    r = http().put("/fhir/Patient/" + id, xml2,
+                   {{"Content-Type", "application/fhir+xml"}, {"Accept", "application/fhir+xml"}});
+    assertStatus(200, r, "update from XML");
+    HT_ASSERT("XML update answer", r.body.find("<active value=\"false\"/>") != std::string::npos);
+    // Errors in an XML exchange come back as an XML OperationOutcome.
+    r = http().put("/fhir/Patient/" + id, "<Patient xmlns=\"http://hl7.org/fhir\"><bogus value=\"1\"/></Patient>",
+                   {{"Content-Type", "application/fhir+xml"}, {"Accept", "application/fhir+xml"}});
+    HT_EQ("unknown XML element", 400, r.status);
+    HT_ASSERT("XML OperationOutcome", r.body.find("<OperationOutcome xmlns=\"http://hl7.org/fhir\">") != std::string::npos);
+    // Hostile XML never reaches the file system and changes nothing.
+    const std::string xxe =
+        "<?xml version=\"1.0\"?><!DOCTYPE p [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"
+        "<Patient xmlns=\"http://hl7.org/fhir\"><id value=\"" + id + "\"/><name><family value=\"&x;\"/></name></Patient>";
+    r = http().put("/fhir/Patient/" + id, xxe, {{"Content-Type", "application/fhir+xml"}});
+    assertOperationOutcome(r, 400, "XXE");
+    HT_ASSERT("no file content in the answer", r.body.find("root:") == std::string::npos);
+    r = http().get("/fhir/Patient/" + id);
+    HT_EQ("still version 2 after the rejected XML", std::string("2"), std::string(r.json()["meta"]["versionId"].GetString()));
   }
 
   void testUnsupportedContentType415() {
@@ -851,8 +902,7 @@ class HttpFrontTest : public CppUnit::TestFixture {
       HttpResponse r = http().post("/fhir/Patient", body, {{"Content-Type", ct}});
       checkWriteResponse(r, 201, "Patient", body, 1, base(), std::string("Content-Type: ") + ct);
     }
-    for (const char* ct : {"text/plain", "application/xml", "application/fhir+xml",
-                           "application/x-www-form-urlencoded", "text/csv"}) {
+    for (const char* ct : {"text/plain", "application/x-www-form-urlencoded", "text/csv", "image/png"}) {
       HttpResponse r = http().post("/fhir/Patient", body, {{"Content-Type", ct}});
       assertOperationOutcome(r, 415, std::string("POST with Content-Type: ") + ct);
     }
