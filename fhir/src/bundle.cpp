@@ -40,13 +40,25 @@ void BundleBuilder::addHistoryEntry(const StoredVersion& v, std::string_view bas
     entries_ += ",\"resource\":";
     entries_ += v.json;
   }
-  const char* method = v.deleted ? "DELETE" : (v.version == 1 ? "POST" : "PUT");
+  // The interaction that made the version, as the server answered it: a create is POST Type,
+  // 201; an update is PUT Type/id, 201 when it created version 1 (update-as-create), else 200 (a
+  // PUT after a deletion answered 201 too, but the entry alone cannot tell); a delete is
+  // DELETE Type/id, 200 as our DELETE answers.
+  const char* method = "PUT";
+  const char* status = v.version == 1 ? "201 Created" : "200 OK";
+  if (v.op == WriteOp::Create) {
+    method = "POST";
+    status = "201 Created";
+  } else if (v.op == WriteOp::Delete) {
+    method = "DELETE";
+    status = "200 OK";
+  }
   entries_ += ",\"request\":{";
   appendString(entries_, "method", method);
   entries_ += ',';
-  appendString(entries_, "url", v.version == 1 && !v.deleted ? v.type : v.type + "/" + v.id);
+  appendString(entries_, "url", v.op == WriteOp::Create ? v.type : v.type + "/" + v.id);
   entries_ += "},\"response\":{";
-  appendString(entries_, "status", v.deleted ? "204 No Content" : (v.version == 1 ? "201 Created" : "200 OK"));
+  appendString(entries_, "status", status);
   entries_ += ',';
   appendString(entries_, "etag", "W/\"" + std::to_string(v.version) + "\"");
   entries_ += ',';
@@ -101,7 +113,7 @@ std::string capabilityStatementJson(std::string_view softwareVersion, std::strin
   appendString(out, "version", softwareVersion);
   out += "},\"implementation\":{\"description\":\"Hearth FHIR R4 server\",";
   appendString(out, "url", baseUrl);
-  out += "},\"fhirVersion\":\"4.0.1\",\"format\":[\"application/fhir+json\",\"json\"],"
+  out += "},\"fhirVersion\":\"4.0.1\",\"format\":[\"application/fhir+json\",\"json\",\"application/fhir+xml\",\"xml\"],"
          "\"rest\":[{\"mode\":\"server\",\"resource\":[";
   bool first = true;
   for (const std::string& type : Model::r4().resourceTypes()) {

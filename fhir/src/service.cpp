@@ -232,7 +232,8 @@ WriteOutcome ResourceService::create(std::string_view type, std::string_view bod
   parseAndValidate(type, body, bodyId, hasId);  // a client id in a create is ignored (R4 3.1.0.3)
   std::string id = newResourceId();
   const Instant now = nowInstant();
-  StoredVersion v{std::string(type), id, 1, now.text, false, stampResource(body, type, id, 1, now.text), 0};
+  StoredVersion v{std::string(type), id, 1, now.text, false, stampResource(body, type, id, 1, now.text), 0,
+                  WriteOp::Create};
   withRetry([&] {
     runUnit([&](StoreTransaction& tx) {
       if (tx.current(type, v.id)) {  // a UUID collision: practically impossible, but never overwrite
@@ -275,6 +276,7 @@ WriteOutcome ResourceService::update(std::string_view type, std::string_view id,
   v.version = guess;
   v.lastUpdated = now.text;
   v.json = stampResource(body, type, id, guess, now.text);
+  v.op = WriteOp::Update;  // also when it creates: history shows PUT Type/id
   bool created = false;
   withRetry([&] {
     runUnit([&](StoreTransaction& tx) {
@@ -311,6 +313,7 @@ WriteOutcome ResourceService::remove(std::string_view type, std::string_view id,
   StoredVersion v;
   v.type = std::string(type);
   v.id = std::string(id);
+  v.op = WriteOp::Delete;
   bool wrote = false;
   withRetry([&] {
     runUnit([&](StoreTransaction& tx) {

@@ -275,6 +275,33 @@ std::string nowInstant() {
   return buf;
 }
 
+// ---- Versions ---------------------------------------------------------------------------------
+
+int64_t checkPutArgument(const StoredVersion& v) {
+  auto us = parseInstantMicros(v.lastUpdated, false);
+  if (!us) throw std::invalid_argument("ResourceStore put: lastUpdated is not a FHIR instant");
+  if (v.version < 1) throw std::invalid_argument("ResourceStore put: version must be >= 1");
+  if (v.op != WriteOp::Create && v.op != WriteOp::Update && v.op != WriteOp::Delete)
+    throw std::invalid_argument("ResourceStore put: op is not a WriteOp");
+  if ((v.op == WriteOp::Delete) != v.deleted)
+    throw std::invalid_argument("ResourceStore put: op must be Delete exactly for a deletion");
+  return *us;
+}
+
+WriteOp writeOpFromColumn(int64_t raw, int64_t version, bool deleted) {
+  switch (raw) {
+    case static_cast<int>(WriteOp::Create):
+      return WriteOp::Create;
+    case static_cast<int>(WriteOp::Update):
+      return WriteOp::Update;
+    case static_cast<int>(WriteOp::Delete):
+      return WriteOp::Delete;
+    default:  // 0: written before op was recorded
+      if (deleted) return WriteOp::Delete;
+      return version == 1 ? WriteOp::Create : WriteOp::Update;
+  }
+}
+
 // ---- History helpers --------------------------------------------------------------------------
 
 HistoryScope historyScope(const HistoryQuery& q) {

@@ -65,6 +65,18 @@ struct Migration {
 const std::vector<Migration>& sqliteMigrations();
 const std::vector<Migration>& postgresMigrations();
 
+// ---- Versions ---------------------------------------------------------------------------------
+
+// Checks what put() requires of its argument (see StoreTransaction::put) and returns lastUpdated as
+// epoch microseconds. Throws std::invalid_argument.
+int64_t checkPutArgument(const StoredVersion& v);
+
+// The value of resource_version.op for a WriteOp, and back. Rows written under schema version 1
+// carry 0 (unknown), which reads back as the op the version most likely had: Delete if deleted,
+// else Create for version 1 and Update after it.
+inline int writeOpColumn(WriteOp op) { return static_cast<int>(op); }
+WriteOp writeOpFromColumn(int64_t raw, int64_t version, bool deleted);
+
 // ---- History helpers --------------------------------------------------------------------------
 
 enum class HistoryScope { System, Type, Instance };

@@ -17,6 +17,11 @@
 //   (last_updated_us) and (type, last_updated_us) for `since` filters that match few versions.
 //   resource_current  one row per resource: the current version and where it lives (seq), so a
 //     read is a primary-key lookup plus a seq lookup and a writer has a row to lock.
+//
+// Version 2: resource_version.op, the interaction that made the version (WriteOp: 1 create,
+//   2 update, 3 delete; history reports it as request.method). Rows from before carry 0 (unknown);
+//   readers map it (storeimpl::writeOpFromColumn). Adding a column with a constant default
+//   rewrites no rows on either backend, so the step is quick on a large database.
 #include "store_common.h"
 
 namespace hearth::fhir::storeimpl {
@@ -52,6 +57,9 @@ CREATE TABLE resource_current (
   last_updated TEXT    NOT NULL,
   PRIMARY KEY (type, id)
 ) WITHOUT ROWID;
+)SQL"},
+      {2, "record the interaction that made each version", R"SQL(
+ALTER TABLE resource_version ADD COLUMN op SMALLINT NOT NULL DEFAULT 0;
 )SQL"},
   };
   return steps;
@@ -90,6 +98,9 @@ CREATE TABLE resource_current (
   last_updated TEXT    NOT NULL,
   PRIMARY KEY (type, id)
 );
+)SQL"},
+      {2, "record the interaction that made each version", R"SQL(
+ALTER TABLE resource_version ADD COLUMN op SMALLINT NOT NULL DEFAULT 0;
 )SQL"},
   };
   return steps;

@@ -29,7 +29,7 @@
 namespace hearth::fhir::storeimpl {
 namespace {
 
-constexpr Oid kText = 25, kInt8 = 20, kBool = 16, kBytea = 17;
+constexpr Oid kText = 25, kInt8 = 20, kInt2 = 21, kBool = 16, kBytea = 17;
 
 // Key of the advisory lock that serialises schema migrations across nodes ("HEARTH\0\1").
 constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(5207640365980975105)";
@@ -47,6 +47,10 @@ constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(52076403659
 
 uint64_t toBigEndian(uint64_t v) {
   if constexpr (std::endian::native == std::endian::little) return __builtin_bswap64(v);
+  return v;
+}
+uint16_t toBigEndian16(uint16_t v) {
+  if constexpr (std::endian::native == std::endian::little) return __builtin_bswap16(v);
   return v;
 }
 
@@ -69,6 +73,11 @@ class PgResult {
     uint64_t v;
     std::memcpy(&v, PQgetvalue(r_, row, col), sizeof v);
     return static_cast<int64_t>(toBigEndian(v));
+  }
+  int16_t int2(int row, int col) const {
+    uint16_t v;
+    std::memcpy(&v, PQgetvalue(r_, row, col), sizeof v);
+    return static_cast<int16_t>(toBigEndian16(v));
   }
   bool boolean(int row, int col) const { return PQgetvalue(r_, row, col)[0] != 0; }
   std::string bytes(int row, int col) const {
@@ -108,6 +117,10 @@ class PgParams {
     ints_[n_] = toBigEndian(static_cast<uint64_t>(v));
     add(reinterpret_cast<const char*>(&ints_[n_]), sizeof(uint64_t));
   }
+  void int2(int16_t v) {
+    shorts_[n_] = toBigEndian16(static_cast<uint16_t>(v));
+    add(reinterpret_cast<const char*>(&shorts_[n_]), sizeof(uint16_t));
+  }
   void boolean(bool b) {
     bools_[n_] = b ? 1 : 0;
     add(&bools_[n_], 1);
@@ -132,6 +145,7 @@ class PgParams {
   std::array<int, kMax> lengths_{};
   std::array<int, kMax> formats_{};
   std::array<uint64_t, kMax> ints_{};
+  std::array<uint16_t, kMax> shorts_{};
   std::array<char, kMax> bools_{};
 };
 
@@ -155,27 +169,30 @@ struct PgStmtDef {
   const char* name;
   const char* sql;
   int nParams;
-  std::array<Oid, 7> types;
+  std::array<Oid, 8> types;
 };
 
 // The SQL, name and parameter types of each statement. History statements all take ($1 before-seq,
 // $2 limit, $3 since-us, $4 type, $5 id); instance history also returns the total count of the
 // resource's matching versions (same snapshot).
-#define HIST_COLS "SELECT type, id, version, last_updated, deleted, seq, content"
+// A statement's name changes with its SQL (suffix _N: the schema version it was written for):
+// preparing tolerates a name that already exists, which behind a statement-sharing proxy could be
+// an older build's statement of the same name.
+#define HIST_COLS "SELECT type, id, version, last_updated, deleted, seq, content, op"
 #define INSTANCE_TOTAL \
   ", (SELECT count(*) FROM resource_version WHERE type = $4 AND id = $5 AND last_updated_us >= $3) "
 PgStmtDef defOf(PgStmt s) {
-  constexpr std::array<Oid, 7> kHistTypes = {kInt8, kInt8, kInt8, kText, kText};
+  constexpr std::array<Oid, 8> kHistTypes = {kInt8, kInt8, kInt8, kText, kText};
   switch (s) {
     case kRead:
-      return {"hearth_read",
-              "SELECT v.version, v.last_updated, v.deleted, v.seq, v.content FROM resource_current c "
+      return {"hearth_read_2",
+              "SELECT v.version, v.last_updated, v.deleted, v.seq, v.content, v.op FROM resource_current c "
               "JOIN resource_version v ON v.seq = c.seq WHERE c.type = $1 AND c.id = $2",
               2,
               {kText, kText}};
     case kVread:
-      return {"hearth_vread",
-              "SELECT version, last_updated, deleted, seq, content FROM resource_version "
+      return {"hearth_vread_2",
+              "SELECT version, last_updated, deleted, seq, content, op FROM resource_version "
               "WHERE type = $1 AND id = $2 AND version = $3",
               3,
               {kText, kText, kInt8}};
@@ -189,14 +206,14 @@ PgStmtDef defOf(PgStmt s) {
       // Takes the history fence shared before a seq is drawn (see HISTORY_FENCE_KEY).
       // DO NOTHING + RETURNING: a lost creator race shows up as zero rows, not as an error that
       // would abort the transaction.
-      return {"hearth_insert_version",
+      return {"hearth_insert_version_2",
               "WITH fence AS (SELECT pg_advisory_xact_lock_shared(" HISTORY_FENCE_KEY
               ")) "
               "INSERT INTO resource_version "
-              "(type, id, version, last_updated, last_updated_us, deleted, content) "
-              "SELECT $1, $2, $3, $4, $5, $6, $7 FROM fence ON CONFLICT DO NOTHING RETURNING seq",
-              7,
-              {kText, kText, kInt8, kText, kInt8, kBool, kBytea}};
+              "(type, id, version, last_updated, last_updated_us, deleted, content, op) "
+              "SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM fence ON CONFLICT DO NOTHING RETURNING seq",
+              8,
+              {kText, kText, kInt8, kText, kInt8, kBool, kBytea, kInt2}};
     case kUpsertCurrent:
       // Compare-and-set: only moves a pointer that is exactly one version behind.
       return {"hearth_upsert_current",
@@ -207,32 +224,32 @@ PgStmtDef defOf(PgStmt s) {
               6,
               {kText, kText, kInt8, kBool, kInt8, kText}};
     case kHistSystem:
-      return {"hearth_hist_system",
+      return {"hearth_hist_system_2",
               HIST_COLS " FROM resource_version WHERE seq < $1 ORDER BY seq DESC LIMIT $2", 5, kHistTypes};
     case kHistSystemSince:
-      return {"hearth_hist_system_since",
+      return {"hearth_hist_system_since_2",
               HIST_COLS
               " FROM resource_version WHERE seq < $1 AND last_updated_us >= $3 "
               "ORDER BY seq DESC LIMIT $2",
               5, kHistTypes};
     case kHistType:
-      return {"hearth_hist_type",
+      return {"hearth_hist_type_2",
               HIST_COLS " FROM resource_version WHERE type = $4 AND seq < $1 ORDER BY seq DESC LIMIT $2", 5,
               kHistTypes};
     case kHistTypeSince:
-      return {"hearth_hist_type_since",
+      return {"hearth_hist_type_since_2",
               HIST_COLS
               " FROM resource_version WHERE type = $4 AND seq < $1 AND last_updated_us >= $3 "
               "ORDER BY seq DESC LIMIT $2",
               5, kHistTypes};
     case kHistInstance:
-      return {"hearth_hist_instance",
+      return {"hearth_hist_instance_2",
               HIST_COLS INSTANCE_TOTAL
               "FROM resource_version WHERE type = $4 AND id = $5 AND seq < $1 "
               "ORDER BY seq DESC LIMIT $2",
               5, kHistTypes};
     case kHistInstanceSince:
-      return {"hearth_hist_instance_since",
+      return {"hearth_hist_instance_since_2",
               HIST_COLS INSTANCE_TOTAL
               "FROM resource_version WHERE type = $4 AND id = $5 AND seq < $1 "
               "AND last_updated_us >= $3 ORDER BY seq DESC LIMIT $2",
@@ -365,6 +382,7 @@ StoredVersion versionFromRow(const PgResult& r, int row, std::string_view type, 
   v.deleted = r.boolean(row, 2);
   v.seq = r.int8(row, 3);
   v.json = r.bytes(row, 4);
+  v.op = writeOpFromColumn(r.int2(row, 5), v.version, v.deleted);
   return v;
 }
 
@@ -400,9 +418,7 @@ class PgTransaction final : public StoreTransaction {
   }
 
   void put(StoredVersion& v) override {
-    auto us = parseInstantMicros(v.lastUpdated, false);
-    if (!us) throw std::invalid_argument("ResourceStore put: lastUpdated is not a FHIR instant");
-    if (v.version < 1) throw std::invalid_argument("ResourceStore put: version must be >= 1");
+    const int64_t us = checkPutArgument(v);
     guarded("postgresql put", [&] {
       PgConnection& c = conn();
       int64_t seq = 0;
@@ -412,9 +428,10 @@ class PgTransaction final : public StoreTransaction {
         p.text(v.id);
         p.int8(v.version);
         p.text(v.lastUpdated);
-        p.int8(*us);
+        p.int8(us);
         p.boolean(v.deleted);
         p.bytes(v.json);
+        p.int2(static_cast<int16_t>(writeOpColumn(v.op)));
         PgResult r = c.run(kInsertVersion, p, "insert version");
         if (r.rows() != 1) throw StoreConflict();  // another writer committed this version first
         seq = r.int8(0, 0);
@@ -632,12 +649,13 @@ HistoryPage PostgresStore::history(const HistoryQuery& q) {
       v.deleted = r.boolean(i, 4);
       v.seq = r.int8(i, 5);
       v.json = r.bytes(i, 6);
+      v.op = writeOpFromColumn(r.int2(i, 7), v.version, v.deleted);
       page.entries.push_back(std::move(v));
     }
     if (rows > limit) page.nextBeforeSeq = page.entries.back().seq;
     if (scope == HistoryScope::Instance) {
       if (rows > 0) {
-        page.total = r.int8(0, 7);
+        page.total = r.int8(0, 8);
       } else {
         PgResult cnt = c.run(kCountInstance, p, "history count");
         page.total = cnt.int8(0, 0);

@@ -6,7 +6,8 @@
 // IMMEDIATE so another process on the same file waits (busy_timeout) instead of failing half-way.
 // Readers take any pooled connection. Each connection keeps its statements prepared
 // (SqliteConnection); a statement is reset as soon as its caller is done so no read transaction
-// stays open on an idle connection.
+// stays open on an idle connection. WAL checkpoints run on a background thread (WalCheckpointer),
+// not inside commits.
 #include "store_sqlite.h"
 
 #include <Poco/Data/SQLite/Connector.h>
@@ -16,10 +17,13 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cctype>
 #include <climits>
+#include <condition_variable>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include "hearth/fhir/error.h"
 #include "store_common.h"
@@ -83,21 +87,21 @@ constexpr int kSincePlanThreshold = 2000;
 
 // The SQL of each statement. History statements share their parameters: ?1 before-seq (exclusive),
 // ?2 limit, ?3 since (epoch us), ?4 type, ?5 id; each declares only those up to the highest it uses.
-#define HIST_COLS "SELECT type, id, version, last_updated, deleted, seq, content FROM resource_version "
+#define HIST_COLS "SELECT type, id, version, last_updated, deleted, seq, content, op FROM resource_version "
 const char* sqlOf(Stmt s) {
   switch (s) {
     case kRead:
-      return "SELECT v.version, v.last_updated, v.deleted, v.seq, v.content FROM resource_current c "
+      return "SELECT v.version, v.last_updated, v.deleted, v.seq, v.content, v.op FROM resource_current c "
              "JOIN resource_version v ON v.seq = c.seq WHERE c.type = ?1 AND c.id = ?2";
     case kVread:
-      return "SELECT version, last_updated, deleted, seq, content FROM resource_version "
+      return "SELECT version, last_updated, deleted, seq, content, op FROM resource_version "
              "WHERE type = ?1 AND id = ?2 AND version = ?3";
     case kCurrent:
       return "SELECT version, deleted, last_updated FROM resource_current WHERE type = ?1 AND id = ?2";
     case kInsertVersion:
       return "INSERT INTO resource_version "
-             "(type, id, version, last_updated, last_updated_us, deleted, content) "
-             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+             "(type, id, version, last_updated, last_updated_us, deleted, content, op) "
+             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
     case kUpsertCurrent:
       // The WHERE makes the update a compare-and-set: it only moves a pointer that is one version
       // behind, so a writer that skipped current() cannot overwrite a newer version.
@@ -260,11 +264,212 @@ std::string normaliseSynchronous(const std::string& s) {
   throw StoreUnavailable("sqlite synchronous must be FULL or NORMAL (got '" + s + "')");
 }
 
+// ---- Background WAL checkpoints ----------------------------------------------------------------
+//
+// SQLite's auto-checkpoint runs inside the COMMIT that takes the WAL past 1000 frames: that commit
+// copies the WAL into the database file and syncs it, and every write queued behind it waits (the
+// tail of commit latency). WalCheckpointer moves this work to a thread with its own connection:
+//  - Pool connections carry a WAL hook instead of auto-checkpoint (a hook replaces it). The hook,
+//    called after each commit, only notes that there is something to checkpoint.
+//  - Every interval with new commits, the thread runs a PASSIVE checkpoint, which neither waits
+//    for nor blocks readers and writers: commits go on while it copies and syncs.
+//  - SQLite starts the WAL over from its beginning only when a write transaction begins on a WAL
+//    that is entirely checkpointed. An idle moment gives that; a steady stream of commits does
+//    not (each PASSIVE checkpoint ends behind the commits made while it ran), and the WAL would
+//    grow without end. So once the WAL holds restartBytes, the thread first catches up with more
+//    PASSIVE runs until one leaves little behind, then takes the store's writer lock and runs a
+//    RESTART checkpoint: it copies that remainder, syncs, waits up to kRestartBusyMs for readers
+//    of older snapshots to finish, and the next write starts the WAL over. Writers wait for that
+//    one short checkpoint (about a millisecond) instead of a full one every 1000 frames. While the
+//    thread waits for the writer lock, new write transactions let it go first (waitForRestart);
+//    a writer committing in a loop would otherwise take the lock back again and again.
+//  - SQLite syncs the database file only at the end of a checkpoint that reached the newest
+//    commit, which under steady commits none does; the pages they copied would all be synced by
+//    the restart, with writers waiting. So after each PASSIVE run the thread syncs the database
+//    file itself (through SQLite's VFS), and the restart only has its own few pages to sync.
+//  - A reader holding an old snapshot (a long read in another process) pins the WAL: no checkpoint
+//    gets past it, with or without auto-checkpoint. A restart that fails is retried with backoff
+//    (1 s doubling to 30 s) so writers are not held back again and again meanwhile; once the reader
+//    is gone the next restart succeeds, and journal_size_limit (2 x restartBytes) trims the file.
+// Durability is unchanged: each commit still syncs the WAL (synchronous FULL), and a checkpoint
+// syncs the database file before the frames it copied can be overwritten, as SQLite's own does.
+//
+// Threading: the hook runs on committing threads and touches one atomic. The thread owns its
+// connection; it takes the writer lock only for a restart, and holds none of its own mutexes then.
+class WalCheckpointer {
+ public:
+  struct Settings {
+    std::chrono::milliseconds interval{100};
+    int64_t restartBytes = int64_t{64} << 20;
+  };
+  // How long a RESTART waits for readers of older snapshots (they take microseconds), polling
+  // every kRestartPollUs; writers are held back meanwhile.
+  static constexpr int kRestartBusyMs = 20;
+  static constexpr int kRestartPollUs = 100;
+  static constexpr std::chrono::milliseconds kRestartLockWait{1000};
+  // Catching up before a restart: PASSIVE runs until one leaves fewer frames than this behind.
+  static constexpr int kRestartRemainderFrames = 256;
+  static constexpr int kMaxCatchUpRuns = 4;
+
+  WalCheckpointer(std::timed_mutex& writerMutex, Settings settings)
+      : writerMutex_(writerMutex), settings_(settings) {}
+  ~WalCheckpointer() {
+    stop();
+    if (db_) sqlite3_close_v2(db_);  // the last connection to close checkpoints and removes the WAL
+  }
+  WalCheckpointer(const WalCheckpointer&) = delete;
+  WalCheckpointer& operator=(const WalCheckpointer&) = delete;
+
+  // Hands the checkpoints of pool connection db to this checkpointer. Throws StoreUnavailable.
+  void watch(sqlite3* db) {
+    sqlite3_wal_hook(db, &WalCheckpointer::onCommit, this);
+    execOrThrow(db, ("PRAGMA journal_size_limit = " + std::to_string(2 * settings_.restartBytes)).c_str(),
+                "configure");
+  }
+
+  // Opens the checkpointer's connection to path (a database already in WAL mode) with the store's
+  // synchronous setting, and starts the thread. Throws StoreUnavailable.
+  void start(const std::string& path, const std::string& synchronous) {
+    int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr);
+    if (rc != SQLITE_OK) throwSqlite(db_, rc, "opening the checkpoint connection");
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_handler(db_, &WalCheckpointer::pollBriefly, nullptr);  // only RESTART waits
+    execOrThrow(db_, ("PRAGMA synchronous = " + synchronous).c_str(), "configure");
+    // A read opens the WAL on this connection (a checkpoint does nothing on a connection that
+    // has not); the page size turns bytes into frames.
+    execOrThrow(db_, "SELECT count(*) FROM sqlite_master", "opening the checkpoint connection");
+    sqlite3_stmt* st = nullptr;
+    rc = sqlite3_prepare_v2(db_, "PRAGMA page_size", -1, &st, nullptr);
+    int64_t pageSize = 0;
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) pageSize = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (pageSize <= 0) throwSqlite(db_, rc == SQLITE_OK ? SQLITE_ERROR : rc, "reading the page size");
+    restartFrames_ = std::max<int64_t>(1, settings_.restartBytes / pageSize);
+    thread_ = std::thread([this] { loop(); });
+  }
+
+  // Called by a write transaction before it takes the writer lock: while a restart is waiting for
+  // that lock, waits (until deadline at most) for the restart to be done. One atomic load otherwise.
+  void waitForRestart(std::chrono::steady_clock::time_point deadline) {
+    if (!restartWaiting_.load(std::memory_order_acquire)) return;
+    std::unique_lock lock(gateMutex_);
+    gateCv_.wait_until(lock, deadline, [this] { return !restartWaiting_.load(std::memory_order_acquire); });
+  }
+
+  // Stops and joins the thread; a checkpoint under way finishes first. Idempotent.
+  void stop() noexcept {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  static int onCommit(void* self, sqlite3*, const char*, int) {
+    static_cast<WalCheckpointer*>(self)->committed_.store(true, std::memory_order_relaxed);
+    return SQLITE_OK;
+  }
+
+  // Busy handler of the checkpoint connection: polls finely for kRestartBusyMs, where SQLite's
+  // default handler would sleep 1, 2, 5, 10 ... ms between attempts.
+  static int pollBriefly(void*, int attempts) {
+    if (attempts >= kRestartBusyMs * 1000 / kRestartPollUs) return 0;
+    std::this_thread::sleep_for(std::chrono::microseconds(kRestartPollUs));
+    return 1;
+  }
+
+  struct Result {
+    bool ok = false;
+    int frames = 0;  // frames in the WAL
+    int left = 0;    // of those, not yet in the database file
+  };
+  Result checkpoint(int mode) {
+    Result r;
+    int copied = 0;
+    r.ok = sqlite3_wal_checkpoint_v2(db_, nullptr, mode, &r.frames, &copied) == SQLITE_OK;
+    r.left = r.ok ? std::max(0, r.frames - copied) : r.frames;
+    return r;
+  }
+
+  // A PASSIVE checkpoint with the database file synced afterwards (see the class comment). Cheap
+  // when SQLite has synced it already.
+  Result checkpointAndSync() {
+    Result r = checkpoint(SQLITE_CHECKPOINT_PASSIVE);
+    sqlite3_file* file = nullptr;
+    if (sqlite3_file_control(db_, "main", SQLITE_FCNTL_FILE_POINTER, &file) == SQLITE_OK && file &&
+        file->pMethods) {
+      file->pMethods->xSync(file, SQLITE_SYNC_NORMAL);  // a failure shows again in the next checkpoint
+    }
+    return r;
+  }
+
+  void loop() {
+    using Clock = std::chrono::steady_clock;
+    std::chrono::seconds backoff{0};
+    Clock::time_point nextRestart{};
+    bool behind = false;  // the last checkpoint left frames behind (readers, or another checkpointer)
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait_for(lock, settings_.interval, [this] { return stop_; });
+      if (stop_) return;
+      if (!committed_.exchange(false, std::memory_order_relaxed) && !behind) continue;
+      lock.unlock();
+      Result r = checkpointAndSync();
+      behind = !r.ok || r.left > 0;
+      if (r.ok && r.frames >= restartFrames_ && Clock::now() >= nextRestart) {
+        for (int i = 0; i < kMaxCatchUpRuns && r.ok && r.left >= kRestartRemainderFrames; ++i) {
+          r = checkpointAndSync();
+        }
+        if (restartWal()) {
+          backoff = std::chrono::seconds(0);
+          behind = false;
+        } else {
+          backoff = std::clamp(backoff * 2, std::chrono::seconds(1), std::chrono::seconds(30));
+          nextRestart = Clock::now() + backoff;
+        }
+      }
+      lock.lock();
+    }
+  }
+
+  // Checkpoints everything with writers held back, so that the next write starts the WAL over.
+  bool restartWal() {
+    restartWaiting_.store(true, std::memory_order_release);
+    bool done = false;
+    {
+      std::unique_lock writer(writerMutex_, std::defer_lock);
+      if (writer.try_lock_for(kRestartLockWait)) done = checkpoint(SQLITE_CHECKPOINT_RESTART).ok;
+    }
+    {
+      std::lock_guard lock(gateMutex_);
+      restartWaiting_.store(false, std::memory_order_release);
+    }
+    gateCv_.notify_all();
+    return done;
+  }
+
+  std::timed_mutex& writerMutex_;
+  const Settings settings_;
+  int64_t restartFrames_ = 1;
+  sqlite3* db_ = nullptr;  // used by the thread only (and by start/destructor around it)
+  std::atomic<bool> committed_{false};
+  std::atomic<bool> restartWaiting_{false};  // a restart wants the writer lock; cleared under gateMutex_
+  std::mutex gateMutex_;
+  std::condition_variable gateCv_;
+  std::mutex mu_;  // guards stop_
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 class SqliteStore;
 
 class SqliteTransaction final : public StoreTransaction {
  public:
-  SqliteTransaction(std::timed_mutex& writerMutex, ConnectionPool& pool, std::chrono::milliseconds wait);
+  SqliteTransaction(std::timed_mutex& writerMutex, WalCheckpointer& checkpointer, ConnectionPool& pool,
+                    std::chrono::milliseconds wait);
   ~SqliteTransaction() override;
 
   std::optional<CurrentVersion> current(std::string_view type, std::string_view id) override;
@@ -295,10 +500,12 @@ class SqliteTransaction final : public StoreTransaction {
   bool open_ = false;
 };
 
-SqliteTransaction::SqliteTransaction(std::timed_mutex& writerMutex, ConnectionPool& pool,
-                                     std::chrono::milliseconds wait)
+SqliteTransaction::SqliteTransaction(std::timed_mutex& writerMutex, WalCheckpointer& checkpointer,
+                                     ConnectionPool& pool, std::chrono::milliseconds wait)
     : writer_(writerMutex, std::defer_lock) {
-  if (!writer_.try_lock_for(wait)) throw StoreUnavailable("sqlite: timed out waiting for the write lock");
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  checkpointer.waitForRestart(deadline);
+  if (!writer_.try_lock_until(deadline)) throw StoreUnavailable("sqlite: timed out waiting for the write lock");
   lease_ = pool.acquire();
   guarded("sqlite begin", [&] {
     Running r(lease_.conn<SqliteConnection>(), kBeginImmediate);
@@ -326,9 +533,7 @@ std::optional<CurrentVersion> SqliteTransaction::current(std::string_view type, 
 }
 
 void SqliteTransaction::put(StoredVersion& v) {
-  auto us = parseInstantMicros(v.lastUpdated, false);
-  if (!us) throw std::invalid_argument("ResourceStore put: lastUpdated is not a FHIR instant");
-  if (v.version < 1) throw std::invalid_argument("ResourceStore put: version must be >= 1");
+  const int64_t us = checkPutArgument(v);
   guarded("sqlite put", [&] {
     SqliteConnection& c = conn();
     {
@@ -337,9 +542,10 @@ void SqliteTransaction::put(StoredVersion& v) {
       r.text(2, v.id);
       r.int64(3, v.version);
       r.text(4, v.lastUpdated);
-      r.int64(5, *us);
+      r.int64(5, us);
       r.int64(6, v.deleted ? 1 : 0);
       r.blob(7, v.json);
+      r.int64(8, writeOpColumn(v.op));
       r.step("insert version");
     }
     int64_t seq = sqlite3_last_insert_rowid(c.db());
@@ -371,9 +577,11 @@ void SqliteTransaction::commit() {
 class SqliteStore final : public ResourceStore {
  public:
   SqliteStore(std::string path, const StoreOptions& options);
+  // Stops the checkpointer before the pool's connections close (they reference it in their hook).
+  ~SqliteStore() override { checkpointer_.stop(); }
 
   std::unique_ptr<StoreTransaction> begin() override {
-    return std::make_unique<SqliteTransaction>(writerMutex_, *pool_, wait_);
+    return std::make_unique<SqliteTransaction>(writerMutex_, checkpointer_, *pool_, wait_);
   }
   std::optional<StoredVersion> read(std::string_view type, std::string_view id) override;
   std::optional<StoredVersion> vread(std::string_view type, std::string_view id, int64_t version) override;
@@ -389,22 +597,31 @@ class SqliteStore final : public ResourceStore {
   std::string synchronous_;
   int busyTimeoutMs_;
   std::chrono::milliseconds wait_;
-  std::timed_mutex writerMutex_;  // held by the one live write transaction
+  std::timed_mutex writerMutex_;  // held by the one live write transaction (and a WAL restart)
+  WalCheckpointer checkpointer_;  // outlives pool_: pool connections call into it
   std::unique_ptr<ConnectionPool> pool_;
 };
+
+WalCheckpointer::Settings checkpointSettings(const StoreOptions& o) {
+  WalCheckpointer::Settings s;
+  s.interval = std::chrono::milliseconds(std::max(1, o.sqliteCheckpointIntervalMs));
+  s.restartBytes = std::max<int64_t>(64 * 1024, int64_t{o.sqliteWalRestartKb} * 1024);
+  return s;
+}
 
 void* sqliteHandle(Poco::Data::Session& s) { return Poco::Data::SQLite::Utility::dbHandle(s); }
 
 SqliteStore::SqliteStore(std::string path, const StoreOptions& options)
     : synchronous_(normaliseSynchronous(options.sqliteSynchronous)),
       busyTimeoutMs_(std::max(0, options.busyTimeoutMs)),
-      wait_(std::max(1, options.busyTimeoutMs)) {
+      wait_(std::max(1, options.busyTimeoutMs)),
+      checkpointer_(writerMutex_, checkpointSettings(options)) {
   static std::once_flag registered;
   std::call_once(registered, [] { Poco::Data::SQLite::Connector::registerConnector(); });
 
   ConnectionPoolConfig cfg;
   cfg.connector = "sqlite";
-  cfg.connectionString = std::move(path);
+  cfg.connectionString = path;
   cfg.minSessions = options.poolMin;
   cfg.maxSessions = options.poolMax;
   cfg.acquireTimeout = wait_;
@@ -412,6 +629,7 @@ SqliteStore::SqliteStore(std::string path, const StoreOptions& options)
   cfg.attach = [this](Poco::Data::Session& s) { return attach(s); };
   pool_ = std::make_unique<ConnectionPool>(std::move(cfg));
   migrate();
+  checkpointer_.start(path, synchronous_);
   pool_->warmUp();
 }
 
@@ -432,6 +650,7 @@ std::unique_ptr<NativeConnection> SqliteStore::attach(Poco::Data::Session& physi
   }
   execOrThrow(db, ("PRAGMA synchronous = " + synchronous_).c_str(), "configure");
   execOrThrow(db, "PRAGMA foreign_keys = OFF", "configure");
+  checkpointer_.watch(db);
   return std::make_unique<SqliteConnection>(physical, db);
 }
 
@@ -508,6 +727,7 @@ std::optional<StoredVersion> SqliteStore::read(std::string_view type, std::strin
     v.deleted = r.colInt(2) != 0;
     v.seq = r.colInt(3);
     v.json = r.colBytes(4);
+    v.op = writeOpFromColumn(r.colInt(5), v.version, v.deleted);
     return v;
   });
 }
@@ -528,6 +748,7 @@ std::optional<StoredVersion> SqliteStore::vread(std::string_view type, std::stri
     v.deleted = r.colInt(2) != 0;
     v.seq = r.colInt(3);
     v.json = r.colBytes(4);
+    v.op = writeOpFromColumn(r.colInt(5), v.version, v.deleted);
     return v;
   });
 }
@@ -575,6 +796,7 @@ HistoryPage SqliteStore::history(const HistoryQuery& q) {
           v.deleted = r.colInt(4) != 0;
           v.seq = r.colInt(5);
           v.json = r.colBytes(6);
+          v.op = writeOpFromColumn(r.colInt(7), v.version, v.deleted);
           page.entries.push_back(std::move(v));
         }
       }

@@ -33,6 +33,15 @@ class StoreUnavailable : public std::exception {
 };
 
 
+// The interaction that made a version; history entries report it as request.method.
+//   Create  POST Type (always version 1)
+//   Update  PUT Type/id, also when the PUT created the resource (update-as-create, or a PUT after a
+//           deletion)
+//   Delete  DELETE Type/id (exactly the versions with deleted = true)
+// Versions written before the store recorded this (schema version 1) read back as Delete when
+// deleted, else Create for version 1 and Update for later versions.
+enum class WriteOp : uint8_t { Create = 1, Update = 2, Delete = 3 };
+
 struct StoredVersion {
   std::string type;
   std::string id;
@@ -41,6 +50,7 @@ struct StoredVersion {
   bool deleted = false;
   std::string json;          // the resource as stored (empty when deleted)
   int64_t seq = 0;           // store-wide, strictly increasing write sequence (history order, cursors)
+  WriteOp op = WriteOp::Create;  // what made this version (see WriteOp)
 };
 
 // The current state of one resource, as seen (and, in a transaction, locked) by a writer.
@@ -60,9 +70,10 @@ class StoreTransaction {
   // locked against concurrent writers where the backend needs it (PostgreSQL: SELECT ... FOR UPDATE).
   virtual std::optional<CurrentVersion> current(std::string_view type, std::string_view id) = 0;
   // Appends a version and makes it current. v.seq is assigned by the store and written back.
-  // The caller guarantees v.version == previous version + 1 (or 1 for a new resource), and that
-  // v.lastUpdated is a valid FHIR instant (std::invalid_argument otherwise). A version that is
-  // not exactly one ahead of the stored current version throws StoreConflict.
+  // The caller guarantees v.version == previous version + 1 (or 1 for a new resource), that
+  // v.lastUpdated is a valid FHIR instant, and that v.op is a WriteOp that is Delete exactly when
+  // v.deleted (std::invalid_argument otherwise). A version that is not exactly one ahead of the
+  // stored current version throws StoreConflict.
   virtual void put(StoredVersion& v) = 0;
   virtual void commit() = 0;
   // One level of savepoint, used by GroupCommitter to isolate the units of work that share this
@@ -116,6 +127,12 @@ struct StoreOptions {
   int poolMax = 16;
   std::string sqliteSynchronous = "FULL";  // FULL (power-loss safe) | NORMAL (process-crash safe)
   int busyTimeoutMs = 5000;
+  // SQLite WAL checkpoints run on a background thread of the store, not inside commits: every
+  // sqliteCheckpointIntervalMs while there are new commits; and once the WAL holds
+  // sqliteWalRestartKb, writers are held back for one short checkpoint so the WAL can start over
+  // from its beginning (which bounds its size).
+  int sqliteCheckpointIntervalMs = 100;
+  int sqliteWalRestartKb = 65536;
 };
 
 // Opens the store named by options.url and applies pending schema migrations.
