@@ -2200,7 +2200,9 @@ void Evaluator::stringFunction(const Node& n, const Frame& f, const Coll& in, Co
       return;
     }
     default:
-      fail(n, "function " + n.name + "() is not implemented");
+      // Unreachable: the parser rejects unknown functions and the dispatcher sends only the
+      // string group here. Kept as an invariant check rather than undefined behaviour.
+      fail(n, "internal error: function " + n.name + "() dispatched to the string group");
   }
 }
 
