@@ -134,7 +134,7 @@ std::string newResourceId() {
 }
 
 ResourceService::ResourceService(ResourceStore& store, const Model& model, ServiceOptions options)
-    : store_(store), model_(model), validator_(model), options_(options) {
+    : store_(store), model_(model), validator_(model), indexer_(model), options_(options) {
   if (options_.readCacheBytes > 0) cache_ = std::make_unique<CurrentVersionCache>(options_.readCacheBytes);
   if (options_.groupCommitMax > 0)
     committer_ = std::make_unique<GroupCommitter>(store_, options_.groupCommitMax);
@@ -173,8 +173,8 @@ void ResourceService::checkType(std::string_view type) const {
   }
 }
 
-void ResourceService::parseAndValidate(std::string_view type, std::string_view body, std::string& bodyId,
-                                       bool& hasId) {
+rapidjson::Document ResourceService::parseAndValidate(std::string_view type, std::string_view body,
+                                                      std::string& bodyId, bool& hasId) {
   if (body.empty())
     throw FhirError(400, IssueType::Structure, "The request body is empty; a resource is required");
   rapidjson::Document doc = parseJson(body);
@@ -199,6 +199,7 @@ void ResourceService::parseAndValidate(std::string_view type, std::string_view b
   const rapidjson::Value* id = member(doc, "id");
   hasId = id && id->IsString();
   if (hasId) bodyId.assign(id->GetString(), id->GetStringLength());
+  return doc;
 }
 
 template <class Fn>
@@ -229,7 +230,8 @@ WriteOutcome ResourceService::create(std::string_view type, std::string_view bod
   checkType(type);
   std::string bodyId;
   bool hasId = false;
-  parseAndValidate(type, body, bodyId, hasId);  // a client id in a create is ignored (R4 3.1.0.3)
+  const rapidjson::Document doc = parseAndValidate(type, body, bodyId, hasId);  // a client id is ignored (R4 3.1.0.3)
+  const std::vector<IndexRow> index = indexer_.extract(type, doc);
   std::string id = newResourceId();
   const Instant now = nowInstant();
   StoredVersion v{std::string(type), id, 1, now.text, false, stampResource(body, type, id, 1, now.text), 0,
@@ -242,6 +244,7 @@ WriteOutcome ResourceService::create(std::string_view type, std::string_view bod
         throw StoreConflict();
       }
       tx.put(v);
+      tx.replaceIndex(type, v.id, index);
     });
     return 0;
   });
@@ -255,8 +258,9 @@ WriteOutcome ResourceService::update(std::string_view type, std::string_view id,
   checkId(id);
   std::string bodyId;
   bool hasId = false;
-  parseAndValidate(type, body, bodyId, hasId);
+  const rapidjson::Document doc = parseAndValidate(type, body, bodyId, hasId);
   if (!hasId) throw FhirError(400, IssueType::Required, "The resource must carry an id for an update", "id");
+  const std::vector<IndexRow> index = indexer_.extract(type, doc);
   if (bodyId != id) {
     throw FhirError(400, IssueType::Invalid, "The resource id does not match the id in the URL", "id");
   }
@@ -299,6 +303,7 @@ WriteOutcome ResourceService::update(std::string_view type, std::string_view id,
         v.json = stampResource(body, type, id, next, now.text);
       }
       tx.put(v);
+      tx.replaceIndex(type, id, index);
     });
     return 0;
   });
@@ -342,6 +347,7 @@ WriteOutcome ResourceService::remove(std::string_view type, std::string_view id,
       v.deleted = true;
       v.json.clear();
       tx.put(v);
+      tx.replaceIndex(type, id, {});
       wrote = true;
     });
     return 0;
@@ -415,6 +421,161 @@ HistoryPage ResourceService::history(const HistoryQuery& q) {
   } catch (const StoreUnavailable& e) {
     throw FhirError(503, IssueType::Transient, "The data store is unavailable. Retry later.").withInternalDetail(e.what());
   }
+}
+
+// ---- atomic units (bundles, conditional interactions) ----
+
+void ResourceService::runAtomic(const std::function<void(WriteContext&)>& fn) {
+  std::vector<StoredVersion> written;
+  withRetry([&] {
+    runUnit([&](StoreTransaction& tx) {
+      WriteContext ctx(*this, tx);
+      fn(ctx);
+      written = std::move(ctx.written_);
+    });
+    return 0;
+  });
+  for (const StoredVersion& v : written) remember(v);
+}
+
+WriteOutcome WriteContext::create(std::string_view type, std::string_view body, std::string_view id) {
+  svc_.checkType(type);
+  std::string bodyId;
+  bool hasId = false;
+  const rapidjson::Document doc = svc_.parseAndValidate(type, body, bodyId, hasId);
+  std::string newId = id.empty() ? newResourceId() : std::string(id);
+  if (!id.empty()) {
+    ResourceService::checkId(id);
+    if (tx_.current(type, id)) {
+      throw FhirError(409, IssueType::Duplicate,
+                      "Resource " + std::string(type) + "/" + std::string(id) + " already exists");
+    }
+  } else if (tx_.current(type, newId)) {
+    throw StoreConflict();  // a UUID collision: retry the unit with fresh ids
+  }
+  const Instant now = nowInstant();
+  StoredVersion v{std::string(type), newId, 1, now.text, false, stampResource(body, type, newId, 1, now.text),
+                  0, WriteOp::Create};
+  tx_.put(v);
+  tx_.replaceIndex(type, newId, svc_.indexer_.extract(type, doc));
+  written_.push_back(v);
+  return WriteOutcome{std::move(v), true};
+}
+
+WriteOutcome WriteContext::update(std::string_view type, std::string_view id, std::string_view body,
+                                  std::optional<int64_t> ifMatch) {
+  svc_.checkType(type);
+  ResourceService::checkId(id);
+  std::string bodyId;
+  bool hasId = false;
+  const rapidjson::Document doc = svc_.parseAndValidate(type, body, bodyId, hasId);
+  if (!hasId) throw FhirError(400, IssueType::Required, "The resource must carry an id for an update", "id");
+  if (bodyId != id) throw FhirError(400, IssueType::Invalid, "The resource id does not match the id in the URL", "id");
+  auto cur = tx_.current(type, id);
+  if (ifMatch && (!cur || cur->deleted || cur->version != *ifMatch)) {
+    throw FhirError(412, IssueType::Conflict,
+                    cur ? "Version conflict: If-Match names version " + std::to_string(*ifMatch) +
+                              " but the current version is " + std::to_string(cur->version)
+                        : "Precondition failed: the resource does not exist");
+  }
+  const int64_t next = cur ? cur->version + 1 : 1;
+  Instant now = nowInstant();
+  StoredVersion v;
+  v.type = std::string(type);
+  v.id = std::string(id);
+  v.version = next;
+  v.lastUpdated = (cur && cur->lastUpdated > now.text) ? cur->lastUpdated : now.text;
+  v.json = stampResource(body, type, id, next, v.lastUpdated);
+  v.op = WriteOp::Update;
+  tx_.put(v);
+  tx_.replaceIndex(type, id, svc_.indexer_.extract(type, doc));
+  written_.push_back(v);
+  return WriteOutcome{std::move(v), !cur || cur->deleted};
+}
+
+WriteOutcome WriteContext::remove(std::string_view type, std::string_view id, std::optional<int64_t> ifMatch) {
+  svc_.checkType(type);
+  ResourceService::checkId(id);
+  StoredVersion v;
+  v.type = std::string(type);
+  v.id = std::string(id);
+  v.op = WriteOp::Delete;
+  auto cur = tx_.current(type, id);
+  if (ifMatch && (!cur || cur->version != *ifMatch)) {
+    throw FhirError(412, IssueType::Conflict,
+                    cur ? "Version conflict: If-Match names version " + std::to_string(*ifMatch) +
+                              " but the current version is " + std::to_string(cur->version)
+                        : "Precondition failed: the resource does not exist");
+  }
+  if (!cur) return WriteOutcome{std::move(v), false};  // version 0: nothing to delete
+  if (cur->deleted) {
+    v.version = cur->version;
+    v.lastUpdated = cur->lastUpdated;
+    v.deleted = true;
+    return WriteOutcome{std::move(v), false};
+  }
+  const Instant now = nowInstant();
+  v.version = cur->version + 1;
+  v.lastUpdated = now.text > cur->lastUpdated ? now.text : cur->lastUpdated;
+  v.deleted = true;
+  tx_.put(v);
+  tx_.replaceIndex(type, id, {});
+  written_.push_back(v);
+  return WriteOutcome{std::move(v), false};
+}
+
+int64_t ResourceService::reindex(std::string_view type, int batch) {
+  if (!type.empty()) checkType(type);
+  if (batch < 1) batch = 1;
+  int64_t total = 0;
+  std::string lastType, lastId;
+  try {
+    for (;;) {
+      // Keyset walk over the live resources in (type, id) order; each batch is one transaction.
+      SqlQuery q;
+      q.sql = "SELECT c.type, c.id, v.content FROM resource_current c JOIN resource_version v ON v.seq = c.seq "
+              "WHERE NOT c.deleted";
+      if (!type.empty()) {
+        q.sql += " AND c.type = ?";
+        q.params.emplace_back(std::string(type));
+      }
+      q.sql += " AND (c.type > ? OR (c.type = ? AND c.id > ?)) ORDER BY c.type, c.id LIMIT ?";
+      q.params.emplace_back(lastType);
+      q.params.emplace_back(lastType);
+      q.params.emplace_back(lastId);
+      q.params.emplace_back(static_cast<int64_t>(batch));
+      std::vector<SqlRow> rows = store_.query(q);
+      if (rows.empty()) break;
+      std::vector<std::pair<std::pair<std::string, std::string>, std::vector<IndexRow>>> work;
+      work.reserve(rows.size());
+      for (SqlRow& row : rows) {
+        std::string t = std::get<std::string>(row[0]);
+        std::string i = std::get<std::string>(row[1]);
+        const std::string& content = std::get<std::string>(row[2]);
+        std::vector<IndexRow> idx;
+        try {
+          rapidjson::Document d = parseJson(content);
+          idx = indexer_.extract(t, d);
+        } catch (const FhirError&) {
+          // Stored content always parses; keep going rather than stop a rebuild on one resource.
+        }
+        work.push_back({{std::move(t), std::move(i)}, std::move(idx)});
+      }
+      withRetry([&] {
+        runUnit([&](StoreTransaction& tx) {
+          for (const auto& [key, idx] : work) tx.replaceIndex(key.first, key.second, idx);
+        });
+        return 0;
+      });
+      total += static_cast<int64_t>(work.size());
+      lastType = work.back().first.first;
+      lastId = work.back().first.second;
+      if (static_cast<int>(rows.size()) < batch) break;
+    }
+  } catch (const StoreUnavailable& e) {
+    throw FhirError(503, IssueType::Transient, "The data store is unavailable. Retry later.").withInternalDetail(e.what());
+  }
+  return total;
 }
 
 }  // namespace hearth::fhir

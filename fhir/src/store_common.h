@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "hearth/fhir/search_index.h"
 #include "hearth/fhir/store.h"
 
 namespace hearth::fhir::storeimpl {

@@ -464,7 +464,11 @@ class PgTransaction final : public StoreTransaction {
       conn().simple("ROLLBACK TO SAVEPOINT hearth_unit; RELEASE SAVEPOINT hearth_unit",
                     "rollback to savepoint");
     });
-  }
+  }  // STUB (issue 3 store work replaces these)
+  void replaceIndex(std::string_view, std::string_view, const std::vector<IndexRow>&) override {}
+  std::vector<SqlRow> query(const SqlQuery&) override { throw StoreUnavailable("query: not implemented"); }
+  void lockKey(std::string_view) override {}
+
 
   void commit() override {
     guarded("postgresql commit", [&] {
@@ -499,6 +503,8 @@ class PostgresStore final : public ResourceStore {
   bool healthy() override;
   StorePoolStats poolStats() override { return pool_->stats(); }
   std::string backendName() const override { return "postgresql"; }
+  SqlDialect dialect() const override { return SqlDialect::Postgres; }
+  std::vector<SqlRow> query(const SqlQuery&) override { throw StoreUnavailable("query: not implemented"); }  // STUB
 
  private:
   void migrate();

@@ -481,7 +481,11 @@ class SqliteTransaction final : public StoreTransaction {
   void rollbackToSavepoint() override {
     step(kRollbackToSavepoint, "rollback to savepoint");
     step(kReleaseSavepoint, "release savepoint");
-  }
+  }  // STUB (issue 3 store work replaces these)
+  void replaceIndex(std::string_view, std::string_view, const std::vector<IndexRow>&) override {}
+  std::vector<SqlRow> query(const SqlQuery&) override { throw StoreUnavailable("query: not implemented"); }
+  void lockKey(std::string_view) override {}
+
 
  private:
   void step(Stmt s, const char* what) {
@@ -589,6 +593,8 @@ class SqliteStore final : public ResourceStore {
   bool healthy() override;
   StorePoolStats poolStats() override { return pool_->stats(); }
   std::string backendName() const override { return "sqlite"; }
+  SqlDialect dialect() const override { return SqlDialect::Sqlite; }
+  std::vector<SqlRow> query(const SqlQuery&) override { throw StoreUnavailable("query: not implemented"); }  // STUB
 
  private:
   std::unique_ptr<NativeConnection> attach(Poco::Data::Session& physical);

@@ -7,6 +7,7 @@
 // read cache of current versions. Thread-safe; one instance serves every request thread.
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +16,7 @@
 #include "hearth/fhir/error.h"
 #include "hearth/fhir/group_commit.h"
 #include "hearth/fhir/model.h"
+#include "hearth/fhir/search_index.h"
 #include "hearth/fhir/store.h"
 #include "hearth/fhir/validator.h"
 
@@ -35,6 +37,29 @@ struct ServiceOptions {
 struct WriteOutcome {
   StoredVersion version;
   bool created = false;  // true for create and update-as-create
+};
+
+class ResourceService;
+
+// The writes of one atomic unit (ResourceService::runAtomic): the same rules as the
+// ResourceService methods of the same names (validation, ids, versions, If-Match, search index),
+// applied inside the unit's transaction. FhirErrors propagate and roll back the whole unit.
+class WriteContext {
+ public:
+  StoreTransaction& tx() { return tx_; }
+  // `id` empty: a new server id; else that id (transaction entries get ids assigned up front),
+  // which must be valid and not exist yet (409 if it does).
+  WriteOutcome create(std::string_view type, std::string_view body, std::string_view id = {});
+  WriteOutcome update(std::string_view type, std::string_view id, std::string_view body,
+                      std::optional<int64_t> ifMatch);
+  WriteOutcome remove(std::string_view type, std::string_view id, std::optional<int64_t> ifMatch);
+
+ private:
+  friend class ResourceService;
+  WriteContext(ResourceService& svc, StoreTransaction& tx) : svc_(svc), tx_(tx) {}
+  ResourceService& svc_;
+  StoreTransaction& tx_;
+  std::vector<StoredVersion> written_;
 };
 
 class ResourceService {
@@ -59,6 +84,18 @@ class ResourceService {
   StoredVersion vread(std::string_view type, std::string_view id, int64_t version);
   HistoryPage history(const HistoryQuery& q);
 
+  // Runs `fn` as one atomic unit of work: everything it writes through the WriteContext commits
+  // together or not at all. `fn` may run more than once (a unit that lost a race is retried), so
+  // it must keep its state in locals it resets. A FhirError thrown by fn rolls back and
+  // propagates; store failures become 503.
+  void runAtomic(const std::function<void(WriteContext&)>& fn);
+
+  // Rebuilds the search index of every current resource (of `type` only, when given), in batches
+  // of `batch` resources per transaction. Returns the number of resources indexed.
+  int64_t reindex(std::string_view type = {}, int batch = 500);
+
+  const SearchIndexer& indexer() const { return indexer_; }
+
   // 404 unless `type` is a concrete R4 resource type; 400 unless `id` is a valid FHIR id.
   void checkType(std::string_view type) const;
   static void checkId(std::string_view id);
@@ -69,8 +106,9 @@ class ResourceService {
 
  private:
   // Parses and validates a body for `type`; returns the error or nothing. Sets bodyId.
-  void parseAndValidate(std::string_view type, std::string_view body, std::string& bodyId,
-                        bool& hasId);
+  rapidjson::Document parseAndValidate(std::string_view type, std::string_view body, std::string& bodyId,
+                                       bool& hasId);
+  friend class WriteContext;
   template <class Fn>
   auto withRetry(Fn&& fn) -> decltype(fn());
   // Runs one unit of work atomically: through the group committer, or in its own transaction.
@@ -80,6 +118,7 @@ class ResourceService {
   ResourceStore& store_;
   const Model& model_;
   ResourceValidator validator_;
+  SearchIndexer indexer_;
   ServiceOptions options_;
   std::unique_ptr<CurrentVersionCache> cache_;
   std::unique_ptr<GroupCommitter> committer_;  // declared last: stopped first

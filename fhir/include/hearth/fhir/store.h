@@ -16,9 +16,28 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace hearth::fhir {
+
+struct IndexRow;  // search_index.h
+
+// Generic read queries for the search engine (search.h), which builds SQL over the logical schema
+// of store_migrations.cpp. Placeholders are written '?' and bound in order; the PostgreSQL backend
+// rewrites them to $1, $2 ... (the builder never puts '?' inside SQL literals). Values: NULL,
+// 64-bit integer, double, or text (bound as text; PostgreSQL infers the type from the context, so
+// the builder casts where the context does not say, e.g. CAST(? AS BIGINT)).
+// Result columns come back as: integers (SQLite INTEGER, PostgreSQL int2/4/8 and boolean as 0/1)
+// -> int64_t; SQLite REAL, PostgreSQL float4/float8/numeric -> double; text and blobs (bytea
+// decoded to its raw bytes) -> std::string; NULL -> monostate.
+using SqlValue = std::variant<std::monostate, int64_t, double, std::string>;
+struct SqlQuery {
+  std::string sql;
+  std::vector<SqlValue> params;
+};
+using SqlRow = std::vector<SqlValue>;
+enum class SqlDialect { Sqlite, Postgres };
 
 class StoreConflict : public std::exception {
  public:
@@ -82,6 +101,17 @@ class StoreTransaction {
   virtual void savepoint() = 0;
   virtual void releaseSavepoint() = 0;
   virtual void rollbackToSavepoint() = 0;
+
+  // Replaces every search-index row of type/id (all kinds) with `rows` (empty: removes them, as
+  // for a deletion). Callers index the version they put in the same transaction.
+  virtual void replaceIndex(std::string_view type, std::string_view id, const std::vector<IndexRow>& rows) = 0;
+  // Runs a read query inside this transaction (sees its own uncommitted writes).
+  // Throws StoreUnavailable on SQL errors (the message, for logs, may contain the SQL).
+  virtual std::vector<SqlRow> query(const SqlQuery& q) = 0;
+  // Serialises writers that use the same key until this transaction ends, so that a check-then-
+  // write (conditional create, conditional update) cannot race another one with the same key.
+  // PostgreSQL: pg_advisory_xact_lock(hash of key). SQLite: nothing to do (one writer at a time).
+  virtual void lockKey(std::string_view key) = 0;
 };
 
 struct HistoryQuery {
@@ -119,6 +149,9 @@ class ResourceStore {
   virtual bool healthy() = 0;
   virtual StorePoolStats poolStats() = 0;
   virtual std::string backendName() const = 0;  // "sqlite" | "postgresql"
+  virtual SqlDialect dialect() const = 0;
+  // Runs a read query on a pooled connection (committed data only). See SqlQuery.
+  virtual std::vector<SqlRow> query(const SqlQuery& q) = 0;
 };
 
 struct StoreOptions {

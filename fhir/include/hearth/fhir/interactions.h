@@ -1,0 +1,69 @@
+#pragma once
+// Composite FHIR interactions on top of ResourceService and SearchEngine, independent of HTTP:
+// batch and transaction Bundles, conditional create / update / delete / patch, and JSON Patch.
+//
+// Transactions (R4 http.html#transaction): all entries in one database transaction (one
+// ResourceService::runAtomic unit): any failing entry fails the whole Bundle (the error of that
+// entry, with its index in the diagnostics, and nothing stored). Processing order DELETE, POST,
+// PUT/PATCH, GET (HEAD as GET); urn:uuid: / urn:oid: and fullUrl references rewritten to the
+// assigned Type/id everywhere in the entries' resources (also inside narrative <a href> is not
+// required); conditional references ("Patient?identifier=sys|val": exactly one match, else the
+// transaction fails with 412); If-None-Exist, If-Match and conditional URLs on entries.
+// Batches: every entry on its own, each with its own status (an entry's failure is its response:
+// status + outcome OperationOutcome).
+//
+// Response Bundles (batch-response / transaction-response): one entry per request entry, in the
+// request's order, with response.status ("201 Created" ...), location, etag, lastModified and,
+// per `returnPref`, the resource or an OperationOutcome.
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "hearth/fhir/search.h"
+#include "hearth/fhir/service.h"
+
+namespace hearth::fhir {
+
+enum class ReturnPreference { Minimal, Representation, OperationOutcome };
+
+class InteractionProcessor {
+ public:
+  InteractionProcessor(ResourceService& service, SearchEngine& search);
+
+  // POST [base] with a Bundle of type batch or transaction. 400 for anything else (other Bundle
+  // types, a non-Bundle, entries without request). baseUrl: this server's base (fullUrls,
+  // locations, and absolute references to this server).
+  std::string processBundle(std::string_view bundleJson, const std::string& baseUrl,
+                            ReturnPreference pref = ReturnPreference::Representation);
+
+  // POST [type] with If-None-Exist: criteria (a query string). No match: creates (created=true).
+  // One match: nothing written, returns that resource's current version (created=false; HTTP 200).
+  // Several: 412. Race-free: two concurrent identical conditional creates create one resource.
+  WriteOutcome conditionalCreate(std::string_view type, std::string_view body, std::string_view criteria);
+  // PUT [type]?criteria: no match -> create (with the body's id if it has one, else a new id);
+  // one match -> update it (a body id, if any, must equal the match's id, else 400); several -> 412.
+  WriteOutcome conditionalUpdate(std::string_view type, std::string_view criteria, std::string_view body,
+                                 std::optional<int64_t> ifMatch);
+  // DELETE [type]?criteria: no match -> version 0 (nothing done); one -> deleted; several -> 412
+  // unless allowMultiple (then all are deleted; the outcome reports the last).
+  WriteOutcome conditionalDelete(std::string_view type, std::string_view criteria, bool allowMultiple,
+                                 int* deletedCount = nullptr);
+  // PATCH [type]/[id] with a JSON Patch document (RFC 6902: add, remove, replace, move, copy,
+  // test): the patched resource is validated like an update; a failing `test` -> 422, a malformed
+  // patch or a path that does not exist -> 400 (nothing written). Patching id or resourceType -> 400.
+  WriteOutcome patch(std::string_view type, std::string_view id, std::string_view jsonPatch,
+                     std::optional<int64_t> ifMatch);
+  // PATCH [type]?criteria: exactly one match is patched; none -> 404; several -> 412.
+  WriteOutcome conditionalPatch(std::string_view type, std::string_view criteria, std::string_view jsonPatch,
+                                std::optional<int64_t> ifMatch);
+
+ private:
+  ResourceService& service_;
+  SearchEngine& search_;
+};
+
+// Applies an RFC 6902 JSON Patch to a JSON document; returns the patched document (compact).
+// Throws FhirError 400 (malformed patch, missing path) or 422 (failed test op).
+std::string applyJsonPatch(std::string_view documentJson, std::string_view patchJson);
+
+}  // namespace hearth::fhir

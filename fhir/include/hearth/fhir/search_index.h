@@ -1,0 +1,104 @@
+#pragma once
+// Search indexing: the rows a resource contributes to the search tables, extracted at write time
+// by evaluating every R4 SearchParameter of its type (Model::searchParams) with our FHIRPath engine.
+//
+// The store keeps one table per kind (see store_migrations.cpp, schema version 3), each keyed by
+// (type, id, param); the rows of a resource are replaced as a whole with every write of it, in the
+// same database transaction (StoreTransaction::replaceIndex), and removed when it is deleted.
+//
+// What each kind stores (fields not listed stay empty / 0):
+//   String     text  = normalizeSearchString(value)   (starts-with / contains / default search)
+//              exact = the value as written            (:exact)
+//              From string, markdown, HumanName (family, given, prefix, suffix, text: one row
+//              each), Address (line, city, district, state, postalCode, country, text: one row
+//              each), and other complex types: one row per string-like leaf.
+//   Token      system, code; text = normalizeSearchString(display / CodeableConcept.text /
+//              Identifier.type.text ...) for :text.
+//              From code/Coding/CodeableConcept (each coding; text-only CodeableConcept gives a row
+//              with empty code and the text), Identifier (system, value; plus, for :of-type, a
+//              second row with param "<code>:of-type" whose system = type coding system and
+//              code = "<type code>|<value>"), ContactPoint (system = ContactPoint.system, code =
+//              value), boolean ("true"/"false"), id/string/uri used as tokens (code = value).
+//   Date       lo, hi: the instant range the value covers, epoch microseconds UTC, both inclusive
+//              (a date 2020-03 covers 2020-03-01T00:00:00 .. 2020-03-31T23:59:59.999999; a
+//              dateTime without offset is taken as UTC). From date, dateTime, instant, Period
+//              (open ends are INT64_MIN / INT64_MAX), Timing (its event values).
+//   Number     value.
+//   Quantity   value; system and code (the UCUM code when given); unit = Quantity.unit.
+//              From Quantity, Age, Duration, Money (code = currency), SampledData is not indexed.
+//   Reference  refType + refId for a reference to a resource by type and id (relative "Patient/1",
+//              or absolute with this server's or another base: refType/refId are taken from the
+//              last two path segments, _history stripped) and url = the reference as written
+//              (absolute URL or canonical, with any |version stripped from canonicals);
+//              contained references ("#x") are not indexed. Reference.identifier adds a Token row
+//              with param "<code>:identifier". canonical and uri values of reference parameters
+//              are Reference rows with url only.
+//   Uri        text = the uri as written.
+// Composite parameters are not indexed (not supported in searches yet).
+#include <rapidjson/document.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hearth/fhir/model.h"
+
+namespace hearth::fhir {
+
+enum class IndexKind : uint8_t { String = 0, Token, Date, Number, Quantity, Reference, Uri };
+
+struct IndexRow {
+  IndexKind kind = IndexKind::String;
+  std::string param;  // search parameter code, e.g. "family"; "identifier:of-type", "subject:identifier"
+  std::string system;
+  std::string code;
+  std::string text;
+  std::string exact;
+  std::string unit;
+  std::string refType;
+  std::string refId;
+  std::string url;
+  int64_t lo = 0;
+  int64_t hi = 0;
+  double value = 0;
+  bool operator==(const IndexRow&) const = default;
+};
+
+// Extracts index rows. Built once (parses every expression of every type), then immutable and
+// safe to use from any number of threads.
+class SearchIndexer {
+ public:
+  explicit SearchIndexer(const Model& model);
+  ~SearchIndexer();
+  SearchIndexer(const SearchIndexer&) = delete;
+  SearchIndexer& operator=(const SearchIndexer&) = delete;
+
+  // The rows of `resource` (a parsed, valid resource of `type`). Duplicate rows are dropped.
+  // Never throws for valid resources: a parameter whose expression fails to evaluate on this
+  // resource contributes no rows. `_id` and `_lastUpdated` are not rows (the store answers them
+  // from resource_current).
+  std::vector<IndexRow> extract(std::string_view type, const rapidjson::Value& resource) const;
+
+  // The index kind a search parameter type stores ("string" -> String ...); false for
+  // composite and special.
+  static bool kindOf(std::string_view searchParamType, IndexKind& kind);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The form strings are indexed and searched in: Unicode letters folded to lower case and stripped
+// of accents (Latin-1 Supplement and Latin Extended-A at least: "Müller" -> "muller",
+// "ÉLODIE" -> "elodie", "Straße" -> "strasse"), runs of whitespace collapsed to one space,
+// leading/trailing whitespace removed. Bytes that are not valid UTF-8 are dropped.
+std::string normalizeSearchString(std::string_view s);
+
+// The instant range [lo, hi] (epoch microseconds UTC, inclusive) covered by a FHIR date, dateTime
+// or instant at the precision written ("2020" -> the whole year). A value without a time-zone
+// offset is taken as UTC. False if `text` is not such a value.
+bool fhirDateRange(std::string_view text, int64_t& lo, int64_t& hi);
+
+}  // namespace hearth::fhir
