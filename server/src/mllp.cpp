@@ -133,18 +133,19 @@ class MllpConnection : public Poco::Net::TCPServerConnection {
       outputs.clear();
       decoder.feed(buf.data(), static_cast<size_t>(n), outputs);
       for (auto& o : outputs) {
-        std::optional<std::string> reply;
+        std::vector<std::string> replies;
         if (o.event == MllpDecoder::Event::Frame) {
-          reply = shared_->handler(o.payload, peer);
+          replies = shared_->handler(o.payload, peer);
         } else if (o.event == MllpDecoder::Event::Oversized && shared_->oversize) {
-          reply = shared_->oversize(peer);
+          if (auto r = shared_->oversize(peer)) replies.push_back(std::move(*r));
         }
-        if (!reply) continue;
-        const std::string framed = mllpFrame(*reply);
-        try {
-          sock.sendBytes(framed.data(), static_cast<int>(framed.size()));
-        } catch (const Poco::Exception&) {
-          return;
+        for (const std::string& reply : replies) {
+          const std::string framed = mllpFrame(reply);
+          try {
+            sock.sendBytes(framed.data(), static_cast<int>(framed.size()));
+          } catch (const Poco::Exception&) {
+            return;
+          }
         }
       }
     }

@@ -63,9 +63,10 @@ struct MllpListenerOptions {
 };
 
 // Called once per complete frame with the message bytes and the peer's address text. Returns the
-// response message (unframed) or nullopt to answer nothing. Called concurrently from connection
-// threads; frames of one connection are handled one after another, in order.
-using MllpHandler = std::function<std::optional<std::string>(std::string_view message, const std::string& peer)>;
+// responses (unframed) to send back in order: usually one ACK; two in HL7 enhanced mode (accept
+// ACK, then application ACK); none to answer nothing. Called concurrently from connection threads;
+// frames of one connection are handled one after another, in order.
+using MllpHandler = std::function<std::vector<std::string>(std::string_view message, const std::string& peer)>;
 // Called for an oversized frame; returns the response (e.g. a reject ACK) or nullopt.
 using MllpOversizeHandler = std::function<std::optional<std::string>(const std::string& peer)>;
 

@@ -128,7 +128,7 @@ class MllpTest : public CppUnit::TestFixture {
     ss.bind(Poco::Net::SocketAddress("127.0.0.1", 0), true);
     ss.listen(64);
     auto l = std::make_unique<MllpListener>(
-        ss, opt, [](std::string_view m, const std::string&) { return std::optional<std::string>("ACK:" + std::string(m)); },
+        ss, opt, [](std::string_view m, const std::string&) { return std::vector<std::string>{"ACK:" + std::string(m)}; },
         [](const std::string&) { return std::optional<std::string>("TOO-BIG"); });
     l->start();
     return l;
@@ -157,7 +157,7 @@ class MllpTest : public CppUnit::TestFixture {
     ss.listen(8);
     MllpListener l(ss, {}, [&](std::string_view, const std::string&) {
       ++handled;
-      return std::optional<std::string>("ACK");
+      return std::vector<std::string>{"ACK"};
     });
     l.start();
     {
@@ -207,7 +207,7 @@ class MllpTest : public CppUnit::TestFixture {
     Poco::Net::ServerSocket ss;
     ss.bind(Poco::Net::SocketAddress("127.0.0.1", port), true);
     ss.listen(8);
-    MllpListener again(ss, {}, [](std::string_view m, const std::string&) { return std::optional<std::string>("ACK2:" + std::string(m)); });
+    MllpListener again(ss, {}, [](std::string_view m, const std::string&) { return std::vector<std::string>{"ACK2:" + std::string(m)}; });
     again.start();
     CPPUNIT_ASSERT_EQUAL(std::string("ACK2:three"), c.exchange("three"));
   }
