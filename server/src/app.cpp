@@ -57,6 +57,7 @@ void HearthApp::defineOptions(Poco::Util::OptionSet& options) {
   options.addOption(Option("config", "", "configuration file (properties)").argument("FILE").callback(cb("config")));
   options.addOption(Option("db", "", "store URL: sqlite:PATH or postgresql://... (store.url)").argument("URL").callback(cb("db")));
   options.addOption(Option("port-file", "", "write the bound ports to FILE once listening").argument("FILE").callback(cb("port-file")));
+  options.addOption(Option("reindex", "", "rebuild the search index of every resource, then exit").required(false).repeatable(false).callback(cb("reindex")));
   options.addOption(Option("set", "", "set any configuration key").argument("KEY=VALUE").repeatable(true).callback(cb("set")));
 }
 
@@ -86,6 +87,8 @@ void HearthApp::handleOption(const std::string& name, const std::string& value) 
     setFlag("store.url", value);
   } else if (name == "port-file") {
     setFlag("server.port-file", value);
+  } else if (name == "reindex") {
+    reindexOnly_ = true;
   } else if (name == "set") {
     const auto eq = value.find('=');
     if (eq == std::string::npos || eq == 0) throw Poco::InvalidArgumentException("--set needs KEY=VALUE");
@@ -139,6 +142,20 @@ int HearthApp::main(const std::vector<std::string>&) {
   if (groupCommit < 0) groupCommit = store->backendName() == "sqlite" ? 64 : 0;
   serviceOptions.groupCommitMax = groupCommit;
   fhir::ResourceService service(*store, model, serviceOptions);
+  if (reindexOnly_) {
+    try {
+      const auto t0 = std::chrono::steady_clock::now();
+      const int64_t n = service.reindex();
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      logEvent("info", "reindexed " + std::to_string(n) + " resources in " + std::to_string(secs) + " s");
+      return EXIT_OK;
+    } catch (const std::exception& e) {
+      logEvent("error", std::string("reindex failed: ") + e.what());
+      return EXIT_UNAVAILABLE;
+    }
+  }
+  fhir::SearchEngine search(service);
+  fhir::InteractionProcessor interactions(service, search);
 
   Metrics metrics;
   std::FILE* logOut = stderr;
@@ -152,7 +169,7 @@ int HearthApp::main(const std::vector<std::string>&) {
   std::unique_ptr<AccessLog> accessLog;
   if (cfg.log.access) accessLog = std::make_unique<AccessLog>(logOut);
 
-  ServerContext ctx{cfg, service, metrics, accessLog.get(), kVersion};
+  ServerContext ctx{cfg, service, search, interactions, metrics, accessLog.get(), kVersion};
 
   int httpPort = 0;
   try {

@@ -89,6 +89,7 @@ Config Config::load(const Poco::Util::AbstractConfiguration& c) {
   f.pageSizeDefault = intKey(c, "fhir.page-size.default", f.pageSizeDefault, 1, f.pageSizeMax);
   f.readCacheMegabytes = intKey(c, "fhir.read-cache.mb", -1, -1, 1 << 20);
   f.groupCommitMax = intKey(c, "store.group-commit.max", -1, -1, 10000);
+  f.conditionalDeleteMultiple = boolKey(c, "fhir.conditional-delete.multiple", false);
 
   LogConfig& l = cfg.log;
   l.access = boolKey(c, "log.access", l.access);

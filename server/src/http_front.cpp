@@ -3,6 +3,9 @@
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/DateTime.h>
+#include <Poco/DateTimeFormat.h>
+#include <Poco/DateTimeParser.h>
 #include <Poco/SHA2Engine.h>
 #include <Poco/URI.h>
 
@@ -462,31 +465,106 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       return;
     }
     authorize(req, write);
-    if (n == 0) throw FhirError(404, IssueType::NotSupported, "Batch/transaction and system search are not supported yet");
+    if (n == 0) {
+      if (method == "GET") {
+        route_ = Route::SearchSystem;
+        xml_ = negotiate(req, query_);
+        return search(req, "", "", "", searchParams(), r);
+      }
+      if (method == "POST") {
+        route_ = Route::Bundle;
+        xml_ = negotiate(req, query_);
+        std::string body = readFhirBody(req, r);
+        r.body = ctx_.interactions.processBundle(body, base(req), interactionPreference(req));
+        return;
+      }
+      route_ = Route::SearchSystem;
+      methodNotAllowed(req, "GET, HEAD, POST");
+    }
     if (n == 1 && segs[1] == "_history") {
       route_ = Route::HistorySystem;
       if (method != "GET") methodNotAllowed(req, "GET, HEAD");
       xml_ = negotiate(req, query_);
       return history(req, "", "", r);
     }
+    if (n == 1 && segs[1] == "_search") {
+      route_ = Route::SearchSystem;
+      if (method != "POST") methodNotAllowed(req, "POST");
+      xml_ = negotiate(req, query_);
+      return search(req, "", "", "", formParams(req, r), r);
+    }
+    if (n == 1 && segs[1] == "$reindex") {
+      route_ = Route::Reindex;
+      if (method != "POST") methodNotAllowed(req, "POST");
+      xml_ = negotiate(req, query_);
+      const std::string* t = query_.get("type");
+      if (t) ctx_.service.checkType(*t);
+      const int64_t count = ctx_.service.reindex(t ? *t : std::string());
+      r.body = fhir::operationOutcomeJson(fhir::Severity::Information, IssueType::Informational,
+                                          "Reindexed " + std::to_string(count) + " resources");
+      return;
+    }
     const std::string type(segs[1]);
     ctx_.service.checkType(type);  // 404 for unknown types
     if (n == 1) {
-      route_ = Route::Create;
-      if (method != "POST") methodNotAllowed(req, "POST");
-      xml_ = negotiate(req, query_);
-      const bool xmlBody = requireFhirBody(req);
-      bodyRead_ = true;
-      std::string body = readBody(req, ctx_.config.http.bodyLimitBytes, r);
-      if (xmlBody) body = fhir::xmlToJson(body);
-      auto out = ctx_.service.create(type, body);
-      return writeResponse(req, out, 201, r);
+      const bool hasCriteria = !searchParams().empty();
+      if (method == "GET") {
+        route_ = Route::Search;
+        xml_ = negotiate(req, query_);
+        return search(req, type, "", "", searchParams(), r);
+      }
+      if (method == "POST") {
+        route_ = Route::Create;
+        xml_ = negotiate(req, query_);
+        std::string body = readFhirBody(req, r);
+        const std::string ifNoneExist = req.get("If-None-Exist", "");
+        if (!ifNoneExist.empty()) {
+          route_ = Route::ConditionalWrite;
+          auto out = ctx_.interactions.conditionalCreate(type, body, stripQueryMark(ifNoneExist));
+          return writeResponse(req, out, out.created ? 201 : 200, r);
+        }
+        auto out = ctx_.service.create(type, body);
+        return writeResponse(req, out, 201, r);
+      }
+      route_ = Route::ConditionalWrite;
+      if (method == "PUT" || method == "DELETE" || method == "PATCH") {
+        if (!hasCriteria) {
+          throw FhirError(400, IssueType::Required,
+                          "A conditional " + method + " on " + type + " needs search criteria, e.g. " + type +
+                              "?identifier=system|value");
+        }
+        xml_ = negotiate(req, query_);
+        const std::string criteria = criteriaString();
+        if (method == "PUT") {
+          const auto expected = ifMatch(req);
+          std::string body = readFhirBody(req, r);
+          auto out = ctx_.interactions.conditionalUpdate(type, criteria, body, expected);
+          return writeResponse(req, out, out.created ? 201 : 200, r);
+        }
+        if (method == "PATCH") {
+          const auto expected = ifMatch(req);
+          std::string body = readPatchBody(req, r);
+          auto out = ctx_.interactions.conditionalPatch(type, criteria, body, expected);
+          return writeResponse(req, out, 200, r);
+        }
+        int deleted = 0;
+        auto out = ctx_.interactions.conditionalDelete(type, criteria, ctx_.config.fhir.conditionalDeleteMultiple, &deleted);
+        return deleteResponse(type, out, deleted, r);
+      }
+      route_ = Route::Search;
+      methodNotAllowed(req, "GET, HEAD, POST, PUT, DELETE, PATCH");
     }
     if (n == 2 && segs[2] == "_history") {
       route_ = Route::HistoryType;
       if (method != "GET") methodNotAllowed(req, "GET, HEAD");
       xml_ = negotiate(req, query_);
       return history(req, type, "", r);
+    }
+    if (n == 2 && segs[2] == "_search") {
+      route_ = Route::Search;
+      if (method != "POST") methodNotAllowed(req, "POST");
+      xml_ = negotiate(req, query_);
+      return search(req, type, "", "", formParams(req, r), r);
     }
     const std::string id(segs[2]);
     if (n == 2) {
@@ -496,37 +574,44 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
         auto v = ctx_.service.read(type, id);
         r.header("ETag", etag(v->version));
         r.header("Last-Modified", fhir::httpDateFromInstant(v->lastUpdated));
-        r.body = v->json;
+        if (notModified(req, *v)) {
+          r.status = 304;
+          return;
+        }
+        const std::string* summary = query_.get("_summary");
+        const std::string* elements = query_.get("_elements");
+        if (summary || elements) {
+          r.body = ctx_.search.applySummary(type, v->json, summary ? *summary : std::string(),
+                                            elements ? *elements : std::string());
+        } else {
+          r.body = v->json;
+        }
         return;
       }
       if (method == "PUT") {
         route_ = Route::Update;
         xml_ = negotiate(req, query_);
-        const bool xmlBody = requireFhirBody(req);
         const auto expected = ifMatch(req);
-        bodyRead_ = true;
-        std::string body = readBody(req, ctx_.config.http.bodyLimitBytes, r);
-        if (xmlBody) body = fhir::xmlToJson(body);
+        std::string body = readFhirBody(req, r);
         auto out = ctx_.service.update(type, id, body, expected);
         return writeResponse(req, out, out.created ? 201 : 200, r);
+      }
+      if (method == "PATCH") {
+        route_ = Route::Patch;
+        xml_ = negotiate(req, query_);
+        const auto expected = ifMatch(req);
+        std::string body = readPatchBody(req, r);
+        auto out = ctx_.interactions.patch(type, id, body, expected);
+        return writeResponse(req, out, 200, r);
       }
       if (method == "DELETE") {
         route_ = Route::Delete;
         xml_ = negotiate(req, query_);
         auto out = ctx_.service.remove(type, id, ifMatch(req));
-        if (out.version.version == 0) {
-          r.body = fhir::operationOutcomeJson(fhir::Severity::Information, IssueType::Informational,
-                                              "Nothing to delete: " + type + "/" + id + " does not exist");
-          return;
-        }
-        r.header("ETag", etag(out.version.version));
-        r.body = fhir::operationOutcomeJson(
-            fhir::Severity::Information, IssueType::Informational,
-            "Deleted " + type + "/" + id + " (version " + std::to_string(out.version.version) + ")");
-        return;
+        return deleteResponse(type, out, out.version.version == 0 ? 0 : 1, r);
       }
       route_ = Route::Read;
-      methodNotAllowed(req, "GET, HEAD, PUT, DELETE");
+      methodNotAllowed(req, "GET, HEAD, PUT, PATCH, DELETE");
     }
     if (n == 3 && segs[3] == "_history") {
       route_ = Route::HistoryInstance;
@@ -534,6 +619,21 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       xml_ = negotiate(req, query_);
       fhir::ResourceService::checkId(id);
       return history(req, type, id, r);
+    }
+    if (n == 3 && segs[3] == "$everything") {
+      route_ = Route::Everything;
+      if (method != "GET" && method != "POST") methodNotAllowed(req, "GET, HEAD, POST");
+      xml_ = negotiate(req, query_);
+      fhir::ResourceService::checkId(id);
+      r.body = ctx_.search.everything(type, id, searchParams(), base(req));
+      return;
+    }
+    if (n == 3 && (segs[3] == "*" || ctx_.service.model().isResourceType(segs[3]))) {
+      route_ = Route::Compartment;
+      if (method != "GET") methodNotAllowed(req, "GET, HEAD");
+      xml_ = negotiate(req, query_);
+      fhir::ResourceService::checkId(id);
+      return search(req, std::string(segs[3]), type, id, searchParams(), r);
     }
     if (n == 4 && segs[3] == "_history") {
       route_ = Route::VRead;
@@ -552,6 +652,143 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       return;
     }
     throw FhirError(404, IssueType::NotFound, "No such FHIR endpoint");
+  }
+
+  // The request's FHIR body as JSON (XML bodies converted); 415 for other media types.
+  std::string readFhirBody(HTTPServerRequest& req, Response& r) {
+    const bool xmlBody = requireFhirBody(req);
+    bodyRead_ = true;
+    std::string body = readBody(req, ctx_.config.http.bodyLimitBytes, r);
+    if (xmlBody) body = fhir::xmlToJson(body);
+    return body;
+  }
+
+  // A JSON Patch body (application/json-patch+json); 415 for anything else.
+  std::string readPatchBody(HTTPServerRequest& req, Response& r) {
+    const std::string ct = req.get("Content-Type", "");
+    const std::string mt = trimLower(std::string_view(ct).substr(0, ct.find(';')));
+    if (mt != "application/json-patch+json") {
+      throw FhirError(415, IssueType::NotSupported,
+                      "PATCH takes a JSON Patch document: send Content-Type application/json-patch+json");
+    }
+    bodyRead_ = true;
+    return readBody(req, ctx_.config.http.bodyLimitBytes, r);
+  }
+
+  // POST [type]/_search: the form body's parameters followed by those of the URL.
+  fhir::SearchParams formParams(HTTPServerRequest& req, Response& r) {
+    const std::string ct = req.get("Content-Type", "");
+    const std::string mt = trimLower(std::string_view(ct).substr(0, ct.find(';')));
+    fhir::SearchParams params;
+    if (hasBody(req)) {
+      if (mt != "application/x-www-form-urlencoded") {
+        throw FhirError(415, IssueType::NotSupported,
+                        "POST _search takes application/x-www-form-urlencoded parameters");
+      }
+      bodyRead_ = true;
+      params = fhir::parseSearchQuery(readBody(req, ctx_.config.http.bodyLimitBytes, r));
+    }
+    for (auto& p : searchParams()) params.push_back(std::move(p));
+    return params;
+  }
+
+  // The URL's parameters minus those about the HTTP exchange rather than the search.
+  fhir::SearchParams searchParams() const {
+    fhir::SearchParams out;
+    for (const auto& [k, v] : query_.params) {
+      if (k == "_format" || k == "_pretty") continue;
+      out.emplace_back(k, v);
+    }
+    return out;
+  }
+
+  // The URL's search criteria re-encoded as a query string (conditional interactions).
+  std::string criteriaString() const {
+    std::string out;
+    for (const auto& [k, v] : searchParams()) {
+      if (!out.empty()) out += '&';
+      out += encode(k);
+      out += '=';
+      out += encode(v);
+    }
+    return out;
+  }
+
+  static std::string stripQueryMark(const std::string& s) {
+    const size_t q = s.find('?');
+    return q == std::string::npos ? s : s.substr(q + 1);  // "Patient?identifier=x" or "identifier=x"
+  }
+
+  static fhir::ReturnPreference interactionPreference(const HTTPServerRequest& req) {
+    switch (returnPreference(req)) {
+      case ReturnPref::Minimal: return fhir::ReturnPreference::Minimal;
+      case ReturnPref::OperationOutcome: return fhir::ReturnPreference::OperationOutcome;
+      case ReturnPref::Representation: break;
+    }
+    return fhir::ReturnPreference::Representation;
+  }
+
+  void search(const HTTPServerRequest& req, const std::string& type, const std::string& compartmentType,
+              const std::string& compartmentId, fhir::SearchParams params, Response& r) {
+    fhir::SearchRequest s;
+    s.type = type;
+    s.compartmentType = compartmentType;
+    s.compartmentId = compartmentId;
+    s.params = std::move(params);
+    s.strict = trimLower(req.get("Prefer", "")).find("handling=strict") != std::string::npos;
+    s.baseUrl = base(req);
+    s.linkPath = compartmentType.empty() ? type : compartmentType + "/" + compartmentId + "/" + type;
+    s.defaultCount = ctx_.config.fhir.pageSizeDefault;
+    s.maxCount = ctx_.config.fhir.pageSizeMax;
+    r.body = ctx_.search.search(s);
+  }
+
+  // If-None-Match (ETag) and If-Modified-Since (HTTP date) on a read: true when the client's copy
+  // is current (304 Not Modified). If-None-Match wins when both are present (RFC 9110 13.2.2).
+  static bool notModified(const HTTPServerRequest& req, const fhir::StoredVersion& v) {
+    if (req.has("If-None-Match")) {
+      const std::string inm = req.get("If-None-Match");
+      if (trimLower(inm) == "*") return true;
+      std::string_view rest(inm);
+      while (!rest.empty()) {
+        const size_t comma = rest.find(',');
+        const std::string one(rest.substr(0, comma));
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+        try {
+          if (parseETagVersion(one) == v.version) return true;
+        } catch (const FhirError&) {
+          // An entity tag that is not ours never matches.
+        }
+      }
+      return false;
+    }
+    if (req.has("If-Modified-Since")) {
+      try {
+        int tzd = 0;
+        const Poco::DateTime since =
+            Poco::DateTimeParser::parse(Poco::DateTimeFormat::HTTP_FORMAT, req.get("If-Modified-Since"), tzd);
+        int64_t micros = 0;
+        if (!fhir::parseInstant(v.lastUpdated, micros)) return false;
+        const int64_t sinceMicros = (since.timestamp().epochMicroseconds() - static_cast<int64_t>(tzd) * 1000000);
+        return micros / 1000000 <= sinceMicros / 1000000;  // HTTP dates have second precision
+      } catch (const Poco::Exception&) {
+        return false;  // an invalid date is ignored (RFC 9110 13.1.3)
+      }
+    }
+    return false;
+  }
+
+  void deleteResponse(const std::string& type, const fhir::WriteOutcome& out, int deleted, Response& r) {
+    if (deleted == 0 || out.version.version == 0) {
+      r.body = fhir::operationOutcomeJson(fhir::Severity::Information, IssueType::Informational,
+                                          "Nothing to delete: no matching " + type + " exists");
+      return;
+    }
+    r.header("ETag", etag(out.version.version));
+    std::string text = deleted > 1 ? "Deleted " + std::to_string(deleted) + " " + type + " resources"
+                                   : "Deleted " + type + "/" + out.version.id + " (version " +
+                                         std::to_string(out.version.version) + ")";
+    r.body = fhir::operationOutcomeJson(fhir::Severity::Information, IssueType::Informational, text);
   }
 
   void writeResponse(const HTTPServerRequest& req, const fhir::WriteOutcome& out, int status, Response& r) {

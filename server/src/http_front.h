@@ -9,6 +9,8 @@
 #include <string>
 
 #include "access_log.h"
+#include "hearth/fhir/interactions.h"
+#include "hearth/fhir/search.h"
 #include "hearth/fhir/service.h"
 #include "hearth/server/config.h"
 #include "metrics.h"
@@ -18,6 +20,8 @@ namespace hearth::server {
 struct ServerContext {
   const Config& config;
   fhir::ResourceService& service;
+  fhir::SearchEngine& search;
+  fhir::InteractionProcessor& interactions;
   Metrics& metrics;
   AccessLog* accessLog = nullptr;  // null when log.access=false
   std::string softwareVersion;

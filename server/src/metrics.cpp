@@ -23,6 +23,14 @@ const char* routeName(Route r) {
     case Route::HistoryInstance: return "history-instance";
     case Route::HistoryType: return "history-type";
     case Route::HistorySystem: return "history-system";
+    case Route::Search: return "search-type";
+    case Route::SearchSystem: return "search-system";
+    case Route::Compartment: return "search-compartment";
+    case Route::Everything: return "everything";
+    case Route::Bundle: return "batch-transaction";
+    case Route::Patch: return "patch";
+    case Route::ConditionalWrite: return "conditional-write";
+    case Route::Reindex: return "reindex";
     case Route::Health: return "health";
     case Route::Metrics: return "metrics";
     case Route::Unknown:

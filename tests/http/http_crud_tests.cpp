@@ -935,13 +935,17 @@ class HttpFrontTest : public CppUnit::TestFixture {
                 allow.count(m) == 1);
     }
     HT_ASSERT("Allow must not list the refused method", allow.count("POST") == 0);
-    r = http().del("/fhir/Patient");
-    assertOperationOutcome(r, 405, "DELETE on a type");
+    r = http().post("/fhir/Patient/_history", patient());
+    assertOperationOutcome(r, 405, "POST on a type's history");
     allow = allowOf(r);
-    HT_ASSERT("Allow of a type lists POST: " + r.header("Allow"), allow.count("POST") == 1);
-    HT_ASSERT("Allow must not list DELETE", allow.count("DELETE") == 0);
+    HT_ASSERT("Allow of a type history lists GET: " + r.header("Allow"), allow.count("GET") == 1);
+    HT_ASSERT("Allow must not list POST", allow.count("POST") == 0);
+    // DELETE / PUT on a type are conditional interactions: without criteria they cannot name a
+    // resource, which is a client error (400), not a refused method.
+    r = http().del("/fhir/Patient");
+    assertOperationOutcome(r, 400, "conditional DELETE without criteria");
     r = http().put("/fhir/Patient", patient());
-    assertOperationOutcome(r, 405, "PUT on a type");
+    assertOperationOutcome(r, 400, "conditional PUT without criteria");
     r = http().post("/fhir/Patient/123/_history/1", patient());
     assertOperationOutcome(r, 405, "POST on a version");
     HT_ASSERT("Allow of a version lists GET: " + r.header("Allow"), allowOf(r).count("GET") == 1);

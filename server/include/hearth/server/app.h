@@ -17,6 +17,7 @@ class HearthApp : public Poco::Util::ServerApplication {
  private:
   void handleOption(const std::string& name, const std::string& value);
   bool helpRequested_ = false;
+  bool reindexOnly_ = false;  // --reindex: rebuild the search index, then exit
   std::string configFile_;
 };
 

@@ -37,6 +37,7 @@ struct FhirConfig {
   int pageSizeMax = 1000;
   long readCacheMegabytes = -1;  // -1: auto (on for SQLite, off for PostgreSQL)
   int groupCommitMax = -1;       // -1: auto (64 for SQLite, off for PostgreSQL); 0: off
+  bool conditionalDeleteMultiple = false;  // DELETE Type?criteria may delete several matches
 };
 
 struct LogConfig {

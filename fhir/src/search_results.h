@@ -1,0 +1,74 @@
+#pragma once
+// Private to hearth_fhir: the parts of search that work on a page of results rather than on the
+// query: _include / _revinclude, _summary / _elements, compartments and Patient/$everything.
+// SearchEngine (search.cpp) builds and runs the query, then calls these.
+//
+// SQL runs through ResourceStore::query over the logical schema (store_migrations.cpp, version 3):
+// resource_current c JOIN resource_version v ON v.seq = c.seq for content, search_reference for
+// links (type, id, param, target_type, target_id, url).
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hearth/fhir/error.h"
+#include "hearth/fhir/model.h"
+#include "hearth/fhir/search.h"
+#include "hearth/fhir/store.h"
+
+namespace hearth::fhir::searchimpl {
+
+struct FetchedResource {
+  std::string type;
+  std::string id;
+  std::string json;  // current version, as stored (id and meta stamped)
+};
+
+// One parsed _include or _revinclude value: "Observation:subject", "Observation:subject:Patient",
+// "*" (all reference parameters of the source type), with :iterate (R4 also accepts the legacy
+// :recurse as :iterate).
+struct IncludeSpec {
+  std::string sourceType;  // the resource type that holds the reference ("*" for _include=*)
+  std::string param;       // reference search parameter code, or "*"
+  std::string targetType;  // optional restriction of the target type
+  bool iterate = false;
+};
+
+// Parses an _include/_revinclude value. Throws FhirError 400 for malformed values, unknown types
+// and parameters that are not reference parameters of sourceType.
+IncludeSpec parseIncludeSpec(const Model& model, std::string_view value);
+
+// Resolves includes for a page of matches: the resources the matches reference through the
+// _include parameters, and those referencing the matches through the _revinclude parameters;
+// :iterate specs are applied again to what was included, until nothing new appears or `limit`
+// resources were included. The result holds no resource that is among `matches` and no duplicate;
+// deleted resources and references to unknown resources are skipped. Runs in `tx` when not null.
+std::vector<FetchedResource> resolveIncludes(ResourceStore& store, StoreTransaction* tx, const Model& model,
+                                             const std::vector<FetchedResource>& matches,
+                                             const std::vector<IncludeSpec>& includes,
+                                             const std::vector<IncludeSpec>& revincludes, size_t limit);
+
+// _summary / _elements on one resource (see SearchEngine::applySummary). summary "count" is handled
+// by the engine, not here (400 here). Mandatory elements (min >= 1), id, meta and resourceType are
+// always kept; the SUBSETTED tag (system http://terminology.hl7.org/CodeSystem/v3-ObservationValue)
+// is added to meta.tag when something was removed.
+std::string applySummary(const Model& model, std::string_view type, std::string_view resourceJson,
+                         std::string_view summary, std::string_view elements);
+
+// The Patient compartment (R4 compartmentdefinition-patient): the search parameters by which a
+// resource of `resourceType` belongs to the compartment of a patient; empty if that type is not in
+// the compartment ("Patient" itself: {"link"}; the patient resource also belongs by its own id).
+// Compartments other than Patient are not defined in the data we hold: compartmentTypeSupported
+// says which are.
+bool compartmentTypeSupported(std::string_view compartmentType);
+const std::vector<std::string>& compartmentParams(std::string_view compartmentType, std::string_view resourceType);
+// The resource types with at least one parameter in the compartment.
+const std::vector<std::string>& compartmentResourceTypes(std::string_view compartmentType);
+
+// Patient/[id]/$everything as a searchset Bundle (compact JSON), per SearchEngine::everything.
+// Paging: `_count` page size (default `defaultCount`, at most maxCount); pages follow a stable
+// order (type, id) with an opaque `_cursor` in the next link.
+std::string everything(ResourceStore& store, const Model& model, std::string_view type, std::string_view id,
+                       const SearchParams& params, const std::string& baseUrl, int defaultCount, int maxCount);
+
+}  // namespace hearth::fhir::searchimpl
