@@ -147,7 +147,11 @@ build_hearth
 # --- data layout ---------------------------------------------------------------------------------
 GEN_DIR="$BUILD_DIR/search/gen-p$PATIENTS-s$SEED-b$BUNDLE_SIZE-h$HEAVY"
 [[ -n "$DATA_DIR" ]] || DATA_DIR="$BUILD_DIR/search/$DB_KEY-${PATIENTS}p"
-mkdir -p "$DATA_DIR"
+if (( SKIP_LOAD )); then
+  [[ -d "$DATA_DIR" ]] || die "--skip-load: no data dir $DATA_DIR (same --db and --patients as the load, or --data-dir)"
+else
+  mkdir -p "$DATA_DIR"
+fi
 DATA_DIR="$(cd "$DATA_DIR" && pwd)"
 MARKER="$DATA_DIR/.hearth-search-bench"
 STATE="$DATA_DIR/state.json"
