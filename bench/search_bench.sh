@@ -7,8 +7,8 @@
 #                              [--skip-load] [--data-dir DIR] [--duration S] [--warmup S]
 #                              [--connections C] [--threads T] [--load-connections K]
 #                              [--load-mode transaction|per-resource] [--bundle-size B] [--heavy K]
-#                              [--seed S] [--tests LIST] [--out FILE] [--set key=value]... [--check]
-#                              [--keep]
+#                              [--seed S] [--shared-refs id|conditional] [--tests LIST] [--out FILE]
+#                              [--set key=value]... [--check] [--keep]
 #
 # Defaults: --db sqlite, --patients 10000 (about 1M resources), 15 s per test after a 3 s warm-up,
 # wrk 2 threads x 16 connections, loader 4 connections, bundles of ~500 entries, 1 heavy patient
@@ -47,6 +47,7 @@ LOAD_MODE=transaction
 BUNDLE_SIZE=500
 HEAVY=1
 SEED=1
+SHARED_REFS=id
 TESTS=default
 OUT=""
 CHECK=0
@@ -93,6 +94,7 @@ while (( $# )); do
     --bundle-size) BUNDLE_SIZE="${2:?}"; shift 2 ;;
     --heavy) HEAVY="${2:?}"; shift 2 ;;
     --seed) SEED="${2:?}"; shift 2 ;;
+    --shared-refs) SHARED_REFS="${2:?}"; shift 2 ;;
     --tests) TESTS="${2:?}"; shift 2 ;;
     --out) OUT="${2:?}"; shift 2 ;;
     --set) SERVER_SETS+=(--set "${2:?}"); shift 2 ;;
@@ -113,6 +115,7 @@ need_int --heavy "$HEAVY" 1 100
 need_int --seed "$SEED" 0 999999999
 (( THREADS <= CONNECTIONS )) || die "--threads must not exceed --connections"
 case "$LOAD_MODE" in transaction|per-resource) ;; *) die "--load-mode must be transaction or per-resource" ;; esac
+case "$SHARED_REFS" in id|conditional) ;; *) die "--shared-refs must be id or conditional" ;; esac
 case "$DB_ARG" in
   sqlite) DB_URL=""; DB_KEY=sqlite ;;
   pg-temp) DB_URL=pg-temp; DB_KEY=pg-temp ;;
@@ -146,6 +149,7 @@ build_hearth
 
 # --- data layout ---------------------------------------------------------------------------------
 GEN_DIR="$BUILD_DIR/search/gen-p$PATIENTS-s$SEED-b$BUNDLE_SIZE-h$HEAVY"
+[[ "$SHARED_REFS" == id ]] || GEN_DIR="$GEN_DIR-conditional"
 [[ -n "$DATA_DIR" ]] || DATA_DIR="$BUILD_DIR/search/$DB_KEY-${PATIENTS}p"
 if (( SKIP_LOAD )); then
   [[ -d "$DATA_DIR" ]] || die "--skip-load: no data dir $DATA_DIR (same --db and --patients as the load, or --data-dir)"
@@ -203,7 +207,7 @@ if (( ! SKIP_LOAD )); then
     rm -rf "$GEN_DIR"
     note "generating $PATIENTS patients into $GEN_DIR"
     python3 "$SCRIPT_DIR/gen_hospital.py" --patients "$PATIENTS" --seed "$SEED" --bundle-size "$BUNDLE_SIZE" \
-      --heavy "$HEAVY" --out "$GEN_DIR" || die "gen_hospital.py failed"
+      --heavy "$HEAVY" --shared-refs "$SHARED_REFS" --out "$GEN_DIR" || die "gen_hospital.py failed"
     touch "$GEN_DIR/.complete"
   fi
 fi
