@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sets variables its callers read (HEARTH_BUILD, DB_TEMP_NOTE ...)
 # Shared helpers of the benchmark drivers (bench/run.sh, bench/search_bench.sh); sourced, not run.
 #
 # The caller sets, before using them:
