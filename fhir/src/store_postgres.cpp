@@ -532,8 +532,8 @@ class IndexParams {
       cols.emplace_back(t == kInt8Array ? kInt8 : t == kFloat8Array ? kFloat8 : kText);
     }
     for (const IndexRow& row : rows) {
+      if (!indexable(row)) continue;  // NaN: not stored, as on SQLite
       const int k = indexKindSlot(row.kind);
-      if (k < 0 || k >= kIndexKinds) throw std::invalid_argument("replaceIndex: unknown index kind");
       PgArray* c = &cols[static_cast<size_t>(kFirst[static_cast<size_t>(k)])];
       c[0].text(row.param);
       switch (row.kind) {
