@@ -412,16 +412,44 @@ std::string key(std::string_view type, std::string_view id) {
   return k;
 }
 
-// The current content of resources picked by a subquery `sub` that yields (t, i) pairs of type
-// and id: live resources only, in (type, id) order, at most `limit` rows.
-SqlQuery contentOf(std::string sub, std::vector<SqlValue> params, size_t limit) {
-  SqlQuery q;
-  q.sql = "SELECT c.type, c.id, v.content FROM (" + std::move(sub) +
-          ") x JOIN resource_current c ON c.type = x.t AND c.id = x.i"
-          " JOIN resource_version v ON v.seq = c.seq WHERE NOT c.deleted ORDER BY c.type, c.id LIMIT " +
-          std::to_string(limit);
-  q.params = std::move(params);
-  return q;
+// A resource by type and id, ordered by type then id (bytewise, as the C collation orders them).
+struct ResourceKey {
+  std::string type;
+  std::string id;
+  bool operator<(const ResourceKey& o) const { return type != o.type ? type < o.type : id < o.id; }
+  bool operator==(const ResourceKey& o) const = default;
+};
+
+// The current content of `keys` (sorted, distinct), "type/id" -> JSON; deleted and unknown
+// resources are absent. One statement per kInBatch keys: (type = ? AND id IN (...)) groups joined
+// by OR, which both backends answer with primary-key lookups.
+std::unordered_map<std::string, std::string> fetchContent(ResourceStore& store, StoreTransaction* tx,
+                                                          const std::vector<ResourceKey>& keys) {
+  std::unordered_map<std::string, std::string> out;
+  size_t i = 0;
+  while (i < keys.size()) {
+    const size_t end = std::min(keys.size(), i + kInBatch);
+    SqlQuery q;
+    q.sql = "SELECT c.type, c.id, v.content FROM resource_current c JOIN resource_version v ON v.seq = c.seq"
+            " WHERE NOT c.deleted AND (";
+    bool firstGroup = true;
+    while (i < end) {
+      size_t j = i;
+      while (j < end && keys[j].type == keys[i].type) ++j;
+      q.sql += firstGroup ? "" : " OR ";
+      firstGroup = false;
+      q.sql += "(c.type = ? AND c.id IN (" + placeholders(j - i) + "))";
+      q.params.emplace_back(keys[i].type);
+      for (size_t k = i; k < j; ++k) q.params.emplace_back(keys[k].id);
+      i = j;
+    }
+    q.sql += ")";
+    for (SqlRow& row : runQuery(store, tx, q)) {
+      if (row.size() < 3 || !std::holds_alternative<std::string>(row[2])) continue;
+      out[key(textAt(row, 0), textAt(row, 1))] = std::move(std::get<std::string>(row[2]));
+    }
+  }
+  return out;
 }
 
 // ============================================================================================
@@ -517,35 +545,10 @@ IncludeSpec parseIncludeSpec(const Model& model, std::string_view name, std::str
 
 namespace {
 
-// Collects new resources for one round, deduplicating against everything seen so far.
-struct IncludeCollector {
-  std::unordered_set<std::string> seen;
-  std::vector<FetchedResource> found;  // in order of discovery
-  size_t limit = 0;
-  size_t added = 0;  // across rounds
-
-  bool full() const { return added >= limit; }
-  // Room for the next query: what is still allowed, plus every row that may turn out to be a
-  // duplicate of what is already known, so that a LIMIT never hides new resources.
-  size_t queryLimit() const { return (limit - added) + seen.size(); }
-
-  void take(std::vector<SqlRow>&& rows, std::vector<FetchedResource>& fresh) {
-    for (SqlRow& row : rows) {
-      if (full()) return;
-      const std::string& type = textAt(row, 0);
-      const std::string& id = textAt(row, 1);
-      if (!seen.insert(key(type, id)).second) continue;
-      fresh.push_back(FetchedResource{type, id, {}});  // the next round needs only the keys
-      found.push_back(FetchedResource{type, id, std::move(std::get<std::string>(row.at(2)))});
-      ++added;
-    }
-  }
-};
-
-// Groups resources by type: type -> ids (each id once).
-std::map<std::string, std::vector<std::string>> byType(const std::vector<FetchedResource>& rs) {
+// Resources grouped by type: type -> distinct ids, sorted.
+std::map<std::string, std::vector<std::string>> byType(const std::vector<ResourceKey>& rs) {
   std::map<std::string, std::vector<std::string>> out;
-  for (const FetchedResource& r : rs) out[r.type].push_back(r.id);
+  for (const ResourceKey& r : rs) out[r.type].push_back(r.id);
   for (auto& [type, ids] : out) {
     std::sort(ids.begin(), ids.end());
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
@@ -553,71 +556,136 @@ std::map<std::string, std::vector<std::string>> byType(const std::vector<Fetched
   return out;
 }
 
-// Runs `makeQuery(type, idsBatch)` for every type group (accepted by typeOk) in IN-list batches.
-template <class TypeOk, class MakeQuery>
-void forBatches(const std::map<std::string, std::vector<std::string>>& groups, TypeOk&& typeOk, MakeQuery&& makeQuery) {
-  for (const auto& [type, ids] : groups) {
-    if (!typeOk(type)) continue;
-    for (size_t start = 0; start < ids.size(); start += kInBatch) {
-      const size_t end = std::min(ids.size(), start + kInBatch);
-      makeQuery(type, std::vector<std::string>(ids.begin() + static_cast<std::ptrdiff_t>(start),
-                                               ids.begin() + static_cast<std::ptrdiff_t>(end)));
-    }
+// Calls fn(batch) for the ids in slices of at most kInBatch.
+template <class Fn>
+void inBatches(const std::vector<std::string>& ids, Fn&& fn) {
+  for (size_t start = 0; start < ids.size(); start += kInBatch) {
+    const size_t end = std::min(ids.size(), start + kInBatch);
+    fn(std::vector<std::string>(ids.begin() + static_cast<std::ptrdiff_t>(start),
+                                ids.begin() + static_cast<std::ptrdiff_t>(end)));
   }
 }
 
-// _include: what resources of `sources` reference through spec.param.
-void includeRound(ResourceStore& store, StoreTransaction* tx, const IncludeSpec& spec,
-                  const std::map<std::string, std::vector<std::string>>& sources, IncludeCollector& col,
-                  std::vector<FetchedResource>& fresh) {
-  forBatches(
-      sources, [&](const std::string& type) { return spec.sourceType == "*" || spec.sourceType == type; },
-      [&](const std::string& type, const std::vector<std::string>& ids) {
-        if (col.full()) return;
-        std::vector<SqlValue> params;
-        std::string sub =
-            "SELECT DISTINCT r.target_type AS t, r.target_id AS i FROM search_reference r WHERE r.type = ?";
-        params.emplace_back(type);
-        if (spec.param != "*") {
-          sub += " AND r.param = ?";
-          params.emplace_back(spec.param);
-        }
-        if (!spec.targetType.empty()) {
-          sub += " AND r.target_type = ?";
-          params.emplace_back(spec.targetType);
-        } else {
-          sub += " AND r.target_type <> ''";
-        }
-        sub += " AND r.id IN (" + placeholders(ids.size()) + ")";
-        for (const std::string& id : ids) params.emplace_back(id);
-        col.take(runQuery(store, tx, contentOf(std::move(sub), std::move(params), col.queryLimit())), fresh);
-      });
+bool includeAccepts(const IncludeSpec& s, const std::string& sourceType, const std::string& param,
+                    const std::string& targetType) {
+  if (targetType.empty()) return false;  // a canonical or external reference: nothing to include
+  return (s.sourceType == "*" || s.sourceType == sourceType) && (s.param == "*" || s.param == param) &&
+         (s.targetType.empty() || s.targetType == targetType);
 }
 
-// _revinclude: resources of spec.sourceType that reference `targets` through spec.param.
-void revincludeRound(ResourceStore& store, StoreTransaction* tx, const IncludeSpec& spec,
-                     const std::map<std::string, std::vector<std::string>>& targets, IncludeCollector& col,
-                     std::vector<FetchedResource>& fresh) {
-  forBatches(
-      targets, [&](const std::string& type) { return spec.targetType.empty() || spec.targetType == type; },
-      [&](const std::string& type, const std::vector<std::string>& ids) {
-        if (col.full()) return;
-        std::vector<SqlValue> params;
-        std::string sub = "SELECT DISTINCT r.type AS t, r.id AS i FROM search_reference r WHERE r.target_type = ?";
-        params.emplace_back(type);
-        if (spec.sourceType != "*") {
-          sub += " AND r.type = ?";
-          params.emplace_back(spec.sourceType);
-        }
-        if (spec.param != "*") {
-          sub += " AND r.param = ?";
-          params.emplace_back(spec.param);
-        }
-        sub += " AND r.target_id IN (" + placeholders(ids.size()) + ")";
-        for (const std::string& id : ids) params.emplace_back(id);
-        col.take(runQuery(store, tx, contentOf(std::move(sub), std::move(params), col.queryLimit())), fresh);
+// State of one resolveIncludes call.
+class IncludeResolver {
+ public:
+  IncludeResolver(ResourceStore& store, StoreTransaction* tx, size_t limit) : store_(store), tx_(tx), limit_(limit) {}
+
+  void known(const std::string& type, const std::string& id) { seen_.insert(key(type, id)); }
+  bool full() const { return found_.size() >= limit_; }
+  std::vector<FetchedResource> take() { return std::move(found_); }
+
+  // One round: the specs applied to `sources`; returns the keys of the resources it added.
+  std::vector<ResourceKey> round(const std::vector<ResourceKey>& sources, const std::vector<const IncludeSpec*>& includes,
+                                 const std::vector<const IncludeSpec*>& revincludes) {
+    const auto groups = byType(sources);
+    std::set<ResourceKey> candidates;
+    // _include: one statement per source type (and IN batch) fetches every reference row of the
+    // sources; the specs pick from them here. (Filtering on param in SQL would tempt a planner
+    // without statistics into the (type, param, ...) index, which walks every row of that param.)
+    for (const auto& [type, ids] : groups) {
+      const bool wanted = std::any_of(includes.begin(), includes.end(), [&](const IncludeSpec* s) {
+        return s->sourceType == "*" || s->sourceType == type;
       });
-}
+      if (!wanted) continue;
+      inBatches(ids, [&](const std::vector<std::string>& batch) {
+        SqlQuery q;
+        q.sql = "SELECT r.param, r.target_type, r.target_id FROM search_reference r WHERE r.type = ? AND r.id IN (" +
+                placeholders(batch.size()) + ")";
+        q.params.emplace_back(type);
+        for (const std::string& id : batch) q.params.emplace_back(id);
+        for (const SqlRow& row : runQuery(store_, tx_, q)) {
+          const std::string& param = textAt(row, 0);
+          const std::string& targetType = textAt(row, 1);
+          const std::string& targetId = textAt(row, 2);
+          for (const IncludeSpec* s : includes) {
+            if (includeAccepts(*s, type, param, targetType)) {
+              if (seen_.count(key(targetType, targetId)) == 0) candidates.insert({targetType, targetId});
+              break;
+            }
+          }
+        }
+      });
+    }
+    // _revinclude: one statement per spec and target type (and IN batch), on the
+    // (type, param, target_type, target_id) or (target_type, target_id) index.
+    for (const IncludeSpec* s : revincludes) {
+      for (const auto& [type, ids] : groups) {
+        if (!s->targetType.empty() && s->targetType != type) continue;
+        inBatches(ids, [&](const std::vector<std::string>& batch) { revinclude(*s, type, batch, candidates); });
+      }
+    }
+    // Contents, in (type, id) order, up to the limit; candidates that no longer exist drop out.
+    std::vector<ResourceKey> wanted(candidates.begin(), candidates.end());
+    std::vector<ResourceKey> added;
+    size_t pos = 0;
+    while (pos < wanted.size() && !full()) {
+      // Fetch about as many as may still be added (most candidates exist), at least one batch.
+      const size_t n = std::min(wanted.size() - pos, std::max(limit_ - found_.size(), kInBatch));
+      std::vector<ResourceKey> slice(wanted.begin() + static_cast<std::ptrdiff_t>(pos),
+                                     wanted.begin() + static_cast<std::ptrdiff_t>(pos + n));
+      pos += n;
+      auto content = fetchContent(store_, tx_, slice);
+      for (ResourceKey& k : slice) {
+        std::string kk = key(k.type, k.id);
+        seen_.insert(kk);
+        auto it = content.find(kk);
+        if (it == content.end() || full()) continue;
+        found_.push_back(FetchedResource{k.type, k.id, std::move(it->second)});
+        added.push_back(std::move(k));
+      }
+    }
+    return added;
+  }
+
+ private:
+  // The sources that reference `batch` (ids of `type`) through the spec. A target with very many
+  // referrers is read up to a LIMIT that covers the room left (plus rows that may repeat what is
+  // known); if the LIMIT was hit before enough new resources turned up, it is read again with a
+  // larger one.
+  void revinclude(const IncludeSpec& s, const std::string& type, const std::vector<std::string>& batch,
+                  std::set<ResourceKey>& candidates) {
+    const size_t room = limit_ > found_.size() + candidates.size() ? limit_ - found_.size() - candidates.size() : 0;
+    if (room == 0) return;
+    size_t rowLimit = room + seen_.size() + candidates.size() + 64;
+    while (true) {
+      SqlQuery q;
+      q.sql = "SELECT r.type, r.id FROM search_reference r WHERE r.target_type = ?";
+      q.params.emplace_back(type);
+      if (s.sourceType != "*") {
+        q.sql += " AND r.type = ?";
+        q.params.emplace_back(s.sourceType);
+      }
+      if (s.param != "*") {
+        q.sql += " AND r.param = ?";
+        q.params.emplace_back(s.param);
+      }
+      q.sql += " AND r.target_id IN (" + placeholders(batch.size()) + ") LIMIT " + std::to_string(rowLimit);
+      for (const std::string& id : batch) q.params.emplace_back(id);
+      const std::vector<SqlRow> rows = runQuery(store_, tx_, q);
+      size_t fresh = 0;
+      for (const SqlRow& row : rows) {
+        ResourceKey k{textAt(row, 0), textAt(row, 1)};
+        if (seen_.count(key(k.type, k.id)) == 0 && candidates.insert(std::move(k)).second) ++fresh;
+      }
+      if (rows.size() < rowLimit || fresh >= room) return;
+      rowLimit *= 4;
+    }
+  }
+
+  ResourceStore& store_;
+  StoreTransaction* tx_;
+  size_t limit_;
+  std::unordered_set<std::string> seen_;  // "type/id" of the matches and of every candidate looked at
+  std::vector<FetchedResource> found_;
+};
 
 }  // namespace
 
@@ -626,25 +694,26 @@ std::vector<FetchedResource> resolveIncludes(ResourceStore& store, StoreTransact
                                              const std::vector<IncludeSpec>& includes,
                                              const std::vector<IncludeSpec>& revincludes, size_t limit) {
   if ((includes.empty() && revincludes.empty()) || matches.empty() || limit == 0) return {};
-  IncludeCollector col;
-  col.limit = limit;
-  for (const FetchedResource& m : matches) col.seen.insert(key(m.type, m.id));
-
-  // Round 0 applies every spec to the matches; later rounds apply the :iterate specs to what the
-  // previous round included. Each round only ever adds unseen resources, so this ends; the round
-  // cap bounds pathological reference chains.
-  constexpr int kMaxRounds = 32;
-  std::vector<FetchedResource> frontier = matches;
-  for (int round = 0; round < kMaxRounds && !frontier.empty() && !col.full(); ++round) {
-    const auto groups = byType(frontier);
-    std::vector<FetchedResource> fresh;
-    for (const IncludeSpec& s : includes)
-      if (round == 0 || s.iterate) includeRound(store, tx, s, groups, col, fresh);
-    for (const IncludeSpec& s : revincludes)
-      if (round == 0 || s.iterate) revincludeRound(store, tx, s, groups, col, fresh);
-    frontier = std::move(fresh);
+  IncludeResolver resolver(store, tx, limit);
+  std::vector<ResourceKey> frontier;
+  for (const FetchedResource& m : matches) {
+    resolver.known(m.type, m.id);
+    frontier.push_back({m.type, m.id});
   }
-  return std::move(col.found);
+  // Round 0 applies every spec to the matches; later rounds apply the :iterate specs to what the
+  // previous round added. A round only adds unseen resources, so this ends; the round cap bounds
+  // pathological reference chains.
+  constexpr int kMaxRounds = 32;
+  for (int round = 0; round < kMaxRounds && !frontier.empty() && !resolver.full(); ++round) {
+    std::vector<const IncludeSpec*> inc, rev;
+    for (const IncludeSpec& s : includes)
+      if (round == 0 || s.iterate) inc.push_back(&s);
+    for (const IncludeSpec& s : revincludes)
+      if (round == 0 || s.iterate) rev.push_back(&s);
+    if (inc.empty() && rev.empty()) break;
+    frontier = resolver.round(frontier, inc, rev);
+  }
+  return resolver.take();
 }
 
 // ============================================================================================
@@ -982,42 +1051,9 @@ std::string everything(ResourceStore& store, const Model& model, std::string_vie
   const std::vector<EverythingKey> page(first, first + static_cast<std::ptrdiff_t>(pageSize));
   const bool more = remaining > pageSize && pageSize > 0;
 
-  std::unordered_map<std::string, std::string> content;  // "type/id" -> json
-  {
-    std::map<std::string, std::vector<std::string>> groups;
-    for (const EverythingKey& k : page) groups[k.type].push_back(k.id);
-    // One statement for the page (up to kInBatch ids), several only for very large pages.
-    std::vector<std::pair<std::string, std::vector<std::string>>> batch;
-    size_t batchIds = 0;
-    auto flush = [&] {
-      if (batch.empty()) return;
-      SqlQuery cq;
-      cq.sql = "SELECT c.type, c.id, v.content FROM resource_current c JOIN resource_version v ON v.seq = c.seq"
-               " WHERE NOT c.deleted AND (";
-      for (size_t g = 0; g < batch.size(); ++g) {
-        cq.sql += g ? " OR " : "";
-        cq.sql += "(c.type = ? AND c.id IN (" + placeholders(batch[g].second.size()) + "))";
-        cq.params.emplace_back(batch[g].first);
-        for (const std::string& i : batch[g].second) cq.params.emplace_back(i);
-      }
-      cq.sql += ")";
-      for (SqlRow& row : runQuery(store, nullptr, cq)) {
-        content[key(textAt(row, 0), textAt(row, 1))] = std::move(std::get<std::string>(row.at(2)));
-      }
-      batch.clear();
-      batchIds = 0;
-    };
-    for (auto& [t, ids] : groups) {
-      for (size_t start = 0; start < ids.size(); start += kInBatch) {
-        const size_t end = std::min(ids.size(), start + kInBatch);
-        if (batchIds + (end - start) > kInBatch) flush();
-        batch.emplace_back(t, std::vector<std::string>(ids.begin() + static_cast<std::ptrdiff_t>(start),
-                                                       ids.begin() + static_cast<std::ptrdiff_t>(end)));
-        batchIds += end - start;
-      }
-    }
-    flush();
-  }
+  std::vector<ResourceKey> pageKeys;
+  for (const EverythingKey& k : page) pageKeys.push_back({k.type, k.id});
+  const auto content = fetchContent(store, nullptr, pageKeys);
 
   // 4. The Bundle.
   std::string out;
