@@ -1,11 +1,17 @@
-// resolveIncludes and Patient/$everything (fhir/src/search_results.h) over a database holding the
-// search schema: resources and their search_reference rows are written directly (no indexer), so
+// resolveIncludes and Patient/$everything (fhir/src/search_results.h) over the real stores (SQLite
+// always, PostgreSQL with HEARTH_TEST_PG_URL; a fresh database for each test): resources and their
+// search_reference rows are written directly (no indexer), so
 // these cases pin down the SQL and the set logic: which resources come back, with which
 // search.mode, deduplicated, paged without gaps or repeats, in few statements.
+#include <cppunit/TestCaller.h>
+#include <cppunit/TestSuite.h>
 #include <cppunit/extensions/HelperMacros.h>
+#include <cppunit/extensions/TestFactoryRegistry.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <set>
 #include <string>
@@ -167,13 +173,16 @@ class ResultsStoreTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(testEverythingPaging);
   CPPUNIT_TEST(testEverythingErrors);
   CPPUNIT_TEST(testEverythingStatements);
-  CPPUNIT_TEST_SUITE_END();
+  CPPUNIT_TEST_SUITE_END_ABSTRACT();
 
   std::unique_ptr<TestWorld> w_;
 
+ protected:
+  virtual std::string backend() const = 0;
+
  public:
   void setUp() override {
-    w_ = TestWorld::create();
+    w_ = TestWorld::create(backend());
     seedHospital(*w_);
   }
   void tearDown() override { w_.reset(); }
@@ -386,4 +395,52 @@ class ResultsStoreTest : public CppUnit::TestFixture {
     CPPUNIT_ASSERT(w_->statements() - before <= 3);  // read of the patient, the keys, one page of content
   }
 };
-CPPUNIT_TEST_SUITE_REGISTRATION(ResultsStoreTest);
+
+class SqliteResultsTest : public ResultsStoreTest {
+  CPPUNIT_TEST_SUB_SUITE(SqliteResultsTest, ResultsStoreTest);
+  CPPUNIT_TEST_SUITE_END();
+
+ protected:
+  std::string backend() const override { return "sqlite"; }
+};
+CPPUNIT_TEST_SUITE_REGISTRATION(SqliteResultsTest);
+
+// PostgreSQL: registered when HEARTH_TEST_PG_URL is set; HEARTH_REQUIRE_PG=1 without it fails.
+class PostgresResultsTest : public ResultsStoreTest {
+  CPPUNIT_TEST_SUB_SUITE(PostgresResultsTest, ResultsStoreTest);
+  CPPUNIT_TEST_SUITE_END();
+
+ protected:
+  std::string backend() const override { return "postgres"; }
+};
+
+namespace {
+
+class PostgresRequired : public CppUnit::TestFixture {
+ public:
+  void testPostgresConfigured() { CPPUNIT_FAIL("HEARTH_REQUIRE_PG=1 but HEARTH_TEST_PG_URL is not set"); }
+};
+
+class PostgresResultsFactory : public CppUnit::TestFactory {
+ public:
+  CppUnit::Test* makeTest() override {
+    if (hearth::test::pgTestUrl()) return PostgresResultsTest::suite();
+    const char* require = std::getenv("HEARTH_REQUIRE_PG");
+    auto* suite = new CppUnit::TestSuite("PostgresResultsTest");
+    if (require && std::string(require) == "1") {
+      suite->addTest(new CppUnit::TestCaller<PostgresRequired>("PostgresResultsTest::testPostgresConfigured",
+                                                               &PostgresRequired::testPostgresConfigured));
+    } else {
+      std::cerr << "PostgresResultsTest: SKIPPED (set HEARTH_TEST_PG_URL, e.g. from tools/pg-test-server.sh)\n";
+    }
+    return suite;
+  }
+};
+
+struct RegisterPostgresResults {
+  RegisterPostgresResults() { CppUnit::TestFactoryRegistry::getRegistry().registerFactory(&factory); }
+  ~RegisterPostgresResults() { CppUnit::TestFactoryRegistry::getRegistry().unregisterFactory(&factory); }
+  PostgresResultsFactory factory;
+} registerPostgresResults;
+
+}  // namespace
