@@ -51,6 +51,9 @@ IncludeSpec parseIncludeSpec(const Model& model, std::string_view name, std::str
 // :iterate specs are applied again to what was included, until nothing new appears or `limit`
 // resources were included. The result holds no resource that is among `matches` and no duplicate;
 // deleted resources and references to unknown resources are skipped. Runs in `tx` when not null.
+// Order: each round's additions in (type, id) order, rounds in sequence. Statements per round: one
+// per source type for all _include specs, one per _revinclude spec and target type, one for the
+// contents (IN lists of at most 500 ids each; more only for larger pages).
 std::vector<FetchedResource> resolveIncludes(ResourceStore& store, StoreTransaction* tx, const Model& model,
                                              const std::vector<FetchedResource>& matches,
                                              const std::vector<IncludeSpec>& includes,
@@ -93,8 +96,20 @@ extern const std::size_t kPatientCompartmentSize;
 }  // namespace generated
 
 // Patient/[id]/$everything as a searchset Bundle (compact JSON), per SearchEngine::everything.
-// Paging: `_count` page size (default `defaultCount`, at most maxCount); pages follow a stable
-// order (type, id) with an opaque `_cursor` in the next link.
+// The set: the patient, every resource in its compartment (a search_reference row pointing at the
+// patient under one of its type's compartment parameters), all with search.mode "match"; plus what
+// those resources and the patient reference (one level) that is not in the set already, with mode
+// "include": practitioners, organizations, medications ... but never another Patient. Dangling
+// and deleted targets are left out.
+// Parameters: _since (instant; resources with lastUpdated >= it), _type (comma-separated types;
+// filters the set, it does not change what is referenced), _count (page size, default
+// `defaultCount`, at most maxCount; 0 gives only Bundle.total), _cursor (from a next link);
+// _format/_pretty are kept in the links, anything else is ignored. Pages follow the order
+// (type, id): the opaque, checksummed _cursor names the last resource of the previous page, so
+// pages never repeat or skip resources that exist throughout, whatever is written in between.
+// Errors: 404 unknown patient (or type), 410 deleted patient, 400 for other types than Patient,
+// malformed parameters and changed cursors. Statements: one read, one for every key of the set
+// (with lastUpdated), one for the page's contents.
 std::string everything(ResourceStore& store, const Model& model, std::string_view type, std::string_view id,
                        const SearchParams& params, const std::string& baseUrl, int defaultCount, int maxCount);
 
