@@ -26,8 +26,9 @@ namespace {
 // Deeper than any FHIR resource (the validator stops at 100 levels) but far from the stack limit
 // of the recursive walks below.
 constexpr int kMaxDepth = 256;
-// Upper bound on the nodes a patched document may hold (self-copies double a document per op).
-constexpr size_t kMaxNodes = 4u * 1024u * 1024u;
+// Nodes a patch may add beyond the document's and the patch's own (copies of existing parts, which
+// repeated self-copies would double per operation).
+constexpr size_t kMaxExtraNodes = 1024u * 1024u;
 
 struct Node {
   enum class Kind : uint8_t { Null, False, True, Number, String, Object, Array };
@@ -254,7 +255,8 @@ Node* resolve(Node& root, const std::vector<std::string>& tokens, size_t n) {
 
 class Patcher {
  public:
-  explicit Patcher(Node doc) : doc_(std::move(doc)), nodes_(countNodes(doc_)) {}
+  Patcher(Node doc, size_t patchNodes)
+      : doc_(std::move(doc)), nodes_(countNodes(doc_)), maxNodes_(nodes_ + patchNodes + kMaxExtraNodes) {}
 
   void apply(const Node& op, size_t index) {
     where_ = "operation " + std::to_string(index);
@@ -283,14 +285,15 @@ class Patcher {
       if (path.size() > from.size() && path.compare(0, from.size(), from) == 0 && path[from.size()] == '/')
         badPatch(where_ + " (move): " + show(from) + " cannot be moved into one of its own children");
       Node v = remove(fromTokens, from);
-      add(tokens, path, std::move(v));
+      add(tokens, path, std::move(v), false);  // moved, not grown (depth is checked)
     } else if (opName == "copy") {
       const std::string from = stringMember(op, "from");
       const auto fromTokens = parsePointer(from);
       Node* src = resolve(doc_, fromTokens, fromTokens.size());
       if (!src) badPatch(where_ + " (copy): the path " + show(from) + " does not exist");
+      grow(*src, tokens.size());  // before copying: a hostile copy must not allocate first
       Node v = *src;
-      add(tokens, path, std::move(v));
+      add(tokens, path, std::move(v), false);
     } else if (opName == "test") {
       Node* target = resolve(doc_, tokens, tokens.size());
       const Node expected = valueMember(op);
@@ -326,12 +329,16 @@ class Patcher {
   // Accounts for a value about to be inserted at depth `atDepth`.
   void grow(const Node& v, size_t atDepth) {
     nodes_ += countNodes(v);
-    if (nodes_ > kMaxNodes) badPatch("the patched document would be too large");
+    if (nodes_ > maxNodes_) badPatch("the patched document would be too large");
+    checkDepth(v, atDepth);
+  }
+  void checkDepth(const Node& v, size_t atDepth) {
     if (static_cast<int>(atDepth) + depthOf(v) > kMaxDepth) badPatch("the patched document would nest too deeply");
   }
 
-  void add(const std::vector<std::string>& tokens, const std::string& path, Node v) {
-    grow(v, tokens.size());
+  void add(const std::vector<std::string>& tokens, const std::string& path, Node v, bool count = true) {
+    if (count) grow(v, tokens.size());
+    else checkDepth(v, tokens.size());
     if (tokens.empty()) {
       doc_ = std::move(v);
       return;
@@ -382,6 +389,7 @@ class Patcher {
 
   Node doc_;
   size_t nodes_;
+  size_t maxNodes_;
   std::string where_;
 };
 
@@ -390,7 +398,7 @@ class Patcher {
 std::string applyJsonPatch(std::string_view documentJson, std::string_view patchJson) {
   const Node patch = parseTree(patchJson, "JSON Patch", 400);
   if (patch.kind != Node::Kind::Array) badPatch("the document must be a JSON array of operations");
-  Patcher p(parseTree(documentJson, "patched document", 400));
+  Patcher p(parseTree(documentJson, "patched document", 400), countNodes(patch));
   for (size_t i = 0; i < patch.items.size(); ++i) p.apply(patch.items[i], i);
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
