@@ -216,6 +216,18 @@ const StoredVersion& cachedContent(const ContentCache& cache, std::string_view t
   return *it->second;
 }
 
+// Reads the committed current version of type/id into `cache` (nothing when it does not exist).
+void fetchContent(ResourceService& service, ContentCache& cache, std::string_view type, std::string_view id) {
+  std::optional<StoredVersion> v;
+  try {
+    v = service.store().read(type, id);
+  } catch (const StoreUnavailable& e) {
+    throw FhirError(503, IssueType::Transient, "The data store is unavailable; nothing was written. Retry later.")
+        .withInternalDetail(e.what());
+  }
+  if (v) cache[key(type, id)] = std::make_shared<const StoredVersion>(std::move(*v));
+}
+
 // Runs `fn` as one atomic unit, filling `cache` and re-running when the unit needs content.
 template <class Fn>
 void runWithContent(ResourceService& service, ContentCache& cache, Fn&& fn) {
@@ -228,14 +240,7 @@ void runWithContent(ResourceService& service, ContentCache& cache, Fn&& fn) {
         throw FhirError(409, IssueType::Conflict,
                         "The resource kept changing while it was being patched; nothing was written. Retry.");
       }
-      std::optional<StoredVersion> v;
-      try {
-        v = service.store().read(need.type, need.id);
-      } catch (const StoreUnavailable& e) {
-        throw FhirError(503, IssueType::Transient, "The data store is unavailable; nothing was written. Retry later.")
-            .withInternalDetail(e.what());
-      }
-      if (v) cache[key(need.type, need.id)] = std::make_shared<const StoredVersion>(std::move(*v));
+      fetchContent(service, cache, need.type, need.id);
     }
   }
 }
@@ -700,6 +705,7 @@ WriteOutcome InteractionProcessor::patch(std::string_view type, std::string_view
   service_.checkType(type);
   ResourceService::checkId(id);
   ContentCache cache;
+  fetchContent(service_, cache, type, id);  // usually the version the unit will find
   WriteOutcome out;
   runWithContent(service_, cache,
                  [&](WriteContext& ctx) { out = patchInUnit(ctx, cache, type, id, jsonPatch, ifMatch); });
@@ -1028,6 +1034,9 @@ class BundleRun {
     locks.erase(std::unique(locks.begin(), locks.end()), locks.end());
 
     ContentCache cache;
+    for (const Entry& e : entries_) {
+      if (e.method == Method::Patch && e.target.kind == Target::Kind::Instance) fetchContent(service_, cache, e.target.type, e.target.id);
+    }
     runWithContent(service_, cache, [&](WriteContext& ctx) {
       std::vector<Result> results(entries_.size());
       RefMap refs = staticRefs;
@@ -1102,7 +1111,6 @@ class BundleRun {
         conditionalAliases[e.target.type + "?" + canonicalCriteria(e.ifNoneExist)] = ref;
       });
     }
-    std::vector<std::vector<std::string>> firstMatches(entries_.size());
     for (const Entry& e : entries_) {
       if (e.method != Method::Put && e.method != Method::Patch) continue;
       guarded(e, [&] {
@@ -1113,7 +1121,6 @@ class BundleRun {
         const auto found = search_.matchIds(e.target.type, e.target.query, &tx, 2);
         const char* what = e.method == Method::Put ? "Conditional update" : "Conditional patch";
         if (found.size() > 1) throw multipleMatches(what, e.target.type, found.size(), true);
-        firstMatches[e.index] = found;
         if (e.method == Method::Patch) {
           if (found.empty()) throw FhirError(404, IssueType::NotFound, "Conditional patch: no " + e.target.type + " matches the criteria");
           ids[e.index] = found[0];
@@ -1177,8 +1184,8 @@ class BundleRun {
           return;
         }
         const std::string rewritten = rewrite(e, refs);
-        const WriteOutcome out = ctx.create(e.target.type, rewritten.empty() ? e.resourceText : rewritten, ids[e.index]);
-        setWritten(r, out, 201);
+        WriteOutcome out = ctx.create(e.target.type, rewritten.empty() ? e.resourceText : rewritten, ids[e.index]);
+        setWritten(r, std::move(out), 201);
       });
     }
     // 5. PUT and PATCH
@@ -1204,26 +1211,30 @@ class BundleRun {
         } else {
           out = ctx.update(e.target.type, ids[e.index], text, e.ifMatch);
         }
-        setWritten(results[e.index], out, out.created ? 201 : 200);
+        const int status = out.created ? 201 : 200;
+        setWritten(results[e.index], std::move(out), status);
       });
     }
     for (const Entry& e : entries_) {
       if (e.method != Method::Patch) continue;
       guarded(e, [&] {
-        const WriteOutcome out = patchInUnit(ctx, cache, e.target.type, ids[e.index], e.patchJson, e.ifMatch);
-        setWritten(results[e.index], out, 200);
+        WriteOutcome out = patchInUnit(ctx, cache, e.target.type, ids[e.index], e.patchJson, e.ifMatch);
+        setWritten(results[e.index], std::move(out), 200);
       });
     }
     // 6. Conditional updates and patches were resolved before this Bundle's creates; if one of them
     // would have matched a resource created here (R4 processes POST first), two entries would
     // write the same resource: refuse rather than answer differently from the R4 order.
-    std::unordered_set<std::string> createdHere;
+    std::unordered_set<std::string> createdHere, typesCreated;
     for (const Entry& e : entries_) {
-      if (e.method == Method::Post && !skip[e.index]) createdHere.insert(key(e.target.type, ids[e.index]));
+      if (e.method == Method::Post && !skip[e.index]) {
+        createdHere.insert(key(e.target.type, ids[e.index]));
+        typesCreated.insert(e.target.type);
+      }
     }
-    if (createdHere.empty()) return;
     for (const Entry& e : entries_) {
       if ((e.method != Method::Put && e.method != Method::Patch) || e.target.kind != Target::Kind::Conditional) continue;
+      if (!typesCreated.count(e.target.type)) continue;
       guarded(e, [&] {
         for (const std::string& id : search_.matchIds(e.target.type, e.target.query, &tx, 3)) {
           if (id != ids[e.index] && createdHere.count(key(e.target.type, id))) {
@@ -1271,14 +1282,15 @@ class BundleRun {
     return operationOutcomeJson(Severity::Information, IssueType::Informational, text);
   }
 
-  void setWritten(Result& r, const WriteOutcome& out, int status) const {
+  void setWritten(Result& r, WriteOutcome out, int status) const {
     r.status = status;
     r.hasVersion = true;
-    r.version = out.version;
+    r.version = std::move(out.version);
     r.includeResource = pref_ == ReturnPreference::Representation;
+    if (!r.includeResource) r.version.json.clear();  // not sent: do not keep 10,000 of them
     if (pref_ == ReturnPreference::OperationOutcome) {
-      r.outcome = info(std::string(status == 201 ? "Created " : "Updated ") + out.version.type + "/" + out.version.id +
-                       " (version " + std::to_string(out.version.version) + ")");
+      r.outcome = info(std::string(status == 201 ? "Created " : "Updated ") + r.version.type + "/" + r.version.id +
+                       " (version " + std::to_string(r.version.version) + ")");
     }
   }
 
