@@ -70,8 +70,11 @@ void BundleBuilder::addSearchEntry(std::string_view fullUrl, std::string_view re
                                    std::string_view mode) {
   if (!entries_.empty()) entries_ += ',';
   entries_ += '{';
-  appendString(entries_, "fullUrl", fullUrl);
-  entries_ += ",\"resource\":";
+  if (!fullUrl.empty()) {
+    appendString(entries_, "fullUrl", fullUrl);
+    entries_ += ',';
+  }
+  entries_ += "\"resource\":";
   entries_ += resourceJson;
   entries_ += ",\"search\":{";
   appendString(entries_, "mode", mode);
