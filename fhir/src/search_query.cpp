@@ -699,10 +699,10 @@ ParsedSearch Parser::run(const SearchParams& params) {
               "Search parameters must be UTF-8 text without NUL characters");
     }
     const size_t limit = name == "_cursor" ? opt_.limits.maxValueLength * 8 : opt_.limits.maxValueLength;
-    if (name.size() > opt_.limits.maxValueLength || value.size() > limit) {
-      tooCostly(name.size() > 200 ? std::string() : name,
-                "Search parameter names and values are limited to " + std::to_string(opt_.limits.maxValueLength) +
-                    " bytes");
+    if (name.size() > opt_.limits.maxNameLength || value.size() > limit) {
+      tooCostly(name.size() > opt_.limits.maxNameLength ? std::string() : name,
+                "Search parameter names are limited to " + std::to_string(opt_.limits.maxNameLength) +
+                    " bytes and values to " + std::to_string(opt_.limits.maxValueLength));
     }
   }
   out_.count = std::min(opt_.defaultCount, opt_.maxCount);

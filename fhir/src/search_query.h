@@ -34,6 +34,7 @@ struct Limits {
   size_t maxChainDepth = 4;     // chain links plus _has levels in one parameter (a.b.c.d.e: 4)
   size_t maxOrValues = 100;     // comma-separated alternatives of one parameter
   size_t maxValueLength = 1024; // bytes of one value (the _cursor may be up to 8 times that)
+  size_t maxNameLength = 256;   // bytes of one parameter name (chains included)
   size_t maxSortKeys = 5;
 };
 
