@@ -350,6 +350,38 @@ void rethrowAsStoreError(const char* what) {
 
 // ---- Connections ------------------------------------------------------------------------------
 
+// ---- Search index and generic queries -----------------------------------------------------
+
+bool isReadQuery(std::string_view sql) {
+  size_t i = 0;
+  while (i < sql.size() && (std::isspace(static_cast<unsigned char>(sql[i])) || sql[i] == '(')) ++i;
+  size_t end = i;
+  while (end < sql.size() && std::isalpha(static_cast<unsigned char>(sql[end]))) ++end;
+  std::string word;
+  for (size_t k = i; k < end; ++k) word.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(sql[k]))));
+  return word == "SELECT" || word == "WITH" || word == "VALUES";
+}
+
+uint64_t lockKeyHash(std::string_view key) {
+  uint64_t h = 14695981039346656037ull;  // FNV-1a 64: offset basis, prime 2^40 + 2^8 + 0xb3
+  for (unsigned char c : key) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::string queryError(const char* backend, std::string_view what, std::string_view sql) {
+  constexpr size_t kMaxSql = 2000;
+  std::string msg = std::string(backend) + " query: ";
+  msg += what;
+  msg += " [SQL: ";
+  msg += sql.substr(0, kMaxSql);
+  if (sql.size() > kMaxSql) msg += "...";
+  msg += "]";
+  return msg;
+}
+
 bool NativeConnection::orphaned() noexcept { return physical_.isNull() || physical_->referenceCount() == 1; }
 
 // Poco's pool with the hook that runs once per physical session it opens.

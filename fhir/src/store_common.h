@@ -78,6 +78,28 @@ int64_t checkPutArgument(const StoredVersion& v);
 inline int writeOpColumn(WriteOp op) { return static_cast<int>(op); }
 WriteOp writeOpFromColumn(int64_t raw, int64_t version, bool deleted);
 
+// ---- Search index and generic queries -----------------------------------------------------
+
+// The index table of each IndexKind, indexed by the kind's value (schema version 3).
+inline constexpr int kIndexKinds = 7;
+inline constexpr const char* kIndexTables[kIndexKinds] = {"search_string",   "search_token",     "search_date",
+                                                          "search_number",   "search_quantity",  "search_reference",
+                                                          "search_uri"};
+inline int indexKindSlot(IndexKind k) { return static_cast<int>(k); }
+
+// True if sql reads: its first keyword (after whitespace and opening parentheses) is SELECT, WITH
+// or VALUES. ResourceStore/StoreTransaction::query refuse anything else (transaction control,
+// writes), so a bug in a query builder cannot end or modify a transaction behind the store's back.
+bool isReadQuery(std::string_view sql);
+
+// The key of StoreTransaction::lockKey as a 64-bit FNV-1a hash (stable across builds and nodes:
+// every node of a cluster must lock the same number for the same key).
+uint64_t lockKeyHash(std::string_view key);
+
+// A message for logs about a failed generic query: what failed plus the SQL (never the values,
+// which may be patient data).
+std::string queryError(const char* backend, std::string_view what, std::string_view sql);
+
 // ---- History helpers --------------------------------------------------------------------------
 
 enum class HistoryScope { System, Type, Instance };

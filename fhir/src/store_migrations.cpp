@@ -22,6 +22,28 @@
 //   2 update, 3 delete; history reports it as request.method). Rows from before carry 0 (unknown);
 //   readers map it (storeimpl::writeOpFromColumn). Adding a column with a constant default
 //   rewrites no rows on either backend, so the step is quick on a large database.
+//
+// Version 3: search. One index table per IndexKind (search_index.h says what each kind stores);
+//   StoreTransaction::replaceIndex replaces the rows of a resource as a whole, in the transaction
+//   that writes its version, so the tables always describe the current versions (a deleted
+//   resource has none). Every table has (type, id, param) and its value columns:
+//     search_string    text, exact                    (type, param, text)
+//     search_token     system, code, text             (type, param, code, system)
+//     search_date      lo, hi                         (type, param, lo), (type, param, hi)
+//     search_number    value                          (type, param, value)
+//     search_quantity  system, code, unit, value      (type, param, code, value)
+//     search_reference target_type, target_id, url    (type, param, target_type, target_id),
+//                                                     (target_type, target_id), (type, param, url)
+//     search_uri       value                          (type, param, value)
+//   with the value index(es) listed for searches by value, plus (type, id) on every table for
+//   replacing a resource's rows and joining back to resource_current. (target_type, target_id)
+//   serves _revinclude and reverse chains, which look for whoever points at a resource.
+//   Text columns are never NULL (absent text is ''); PostgreSQL compares them bytewise (COLLATE
+//   "C"), as SQLite's BINARY collation does, so range scans (starts-with) behave alike. lo/hi are
+//   epoch microseconds UTC, an inclusive range (INT64_MIN / INT64_MAX for open Period ends);
+//   value is a double. No primary keys: rows are only ever found through (type, id) or by value.
+//   Also resource_current (type, last_updated): _lastUpdated filters and the default sort of a
+//   type's search (last_updated is fixed-width UTC text, so text order is time order).
 #include "store_common.h"
 
 namespace hearth::fhir::storeimpl {
@@ -60,6 +82,85 @@ CREATE TABLE resource_current (
 )SQL"},
       {2, "record the interaction that made each version", R"SQL(
 ALTER TABLE resource_version ADD COLUMN op SMALLINT NOT NULL DEFAULT 0;
+)SQL"},
+      {3, "search index tables", R"SQL(
+-- Plain rowid tables: a resource's rows are found through the (type, id) index.
+CREATE TABLE search_string (
+  type  TEXT NOT NULL,
+  id    TEXT NOT NULL,
+  param TEXT NOT NULL,
+  text  TEXT NOT NULL,
+  exact TEXT NOT NULL
+);
+CREATE INDEX search_string_value ON search_string (type, param, text);
+CREATE INDEX search_string_resource ON search_string (type, id);
+
+CREATE TABLE search_token (
+  type   TEXT NOT NULL,
+  id     TEXT NOT NULL,
+  param  TEXT NOT NULL,
+  system TEXT NOT NULL,
+  code   TEXT NOT NULL,
+  text   TEXT NOT NULL
+);
+CREATE INDEX search_token_value ON search_token (type, param, code, system);
+CREATE INDEX search_token_resource ON search_token (type, id);
+
+CREATE TABLE search_date (
+  type  TEXT NOT NULL,
+  id    TEXT NOT NULL,
+  param TEXT NOT NULL,
+  lo    INTEGER NOT NULL,
+  hi    INTEGER NOT NULL
+);
+CREATE INDEX search_date_lo ON search_date (type, param, lo);
+CREATE INDEX search_date_hi ON search_date (type, param, hi);
+CREATE INDEX search_date_resource ON search_date (type, id);
+
+CREATE TABLE search_number (
+  type  TEXT NOT NULL,
+  id    TEXT NOT NULL,
+  param TEXT NOT NULL,
+  value REAL NOT NULL
+);
+CREATE INDEX search_number_value ON search_number (type, param, value);
+CREATE INDEX search_number_resource ON search_number (type, id);
+
+CREATE TABLE search_quantity (
+  type   TEXT NOT NULL,
+  id     TEXT NOT NULL,
+  param  TEXT NOT NULL,
+  system TEXT NOT NULL,
+  code   TEXT NOT NULL,
+  unit   TEXT NOT NULL,
+  value  REAL NOT NULL
+);
+CREATE INDEX search_quantity_value ON search_quantity (type, param, code, value);
+CREATE INDEX search_quantity_resource ON search_quantity (type, id);
+
+CREATE TABLE search_reference (
+  type        TEXT NOT NULL,
+  id          TEXT NOT NULL,
+  param       TEXT NOT NULL,
+  target_type TEXT NOT NULL,
+  target_id   TEXT NOT NULL,
+  url         TEXT NOT NULL
+);
+CREATE INDEX search_reference_value ON search_reference (type, param, target_type, target_id);
+CREATE INDEX search_reference_target ON search_reference (target_type, target_id);
+CREATE INDEX search_reference_resource ON search_reference (type, id);
+CREATE INDEX search_reference_url ON search_reference (type, param, url);
+
+CREATE TABLE search_uri (
+  type  TEXT NOT NULL,
+  id    TEXT NOT NULL,
+  param TEXT NOT NULL,
+  value TEXT NOT NULL
+);
+CREATE INDEX search_uri_value ON search_uri (type, param, value);
+CREATE INDEX search_uri_resource ON search_uri (type, id);
+
+CREATE INDEX resource_current_type_updated ON resource_current (type, last_updated);
 )SQL"},
   };
   return steps;
@@ -101,6 +202,85 @@ CREATE TABLE resource_current (
 )SQL"},
       {2, "record the interaction that made each version", R"SQL(
 ALTER TABLE resource_version ADD COLUMN op SMALLINT NOT NULL DEFAULT 0;
+)SQL"},
+      {3, "search index tables", R"SQL(
+-- Heap tables without keys; text bytewise (COLLATE "C") like resource_current.type/id.
+CREATE TABLE search_string (
+  type  TEXT COLLATE "C" NOT NULL,
+  id    TEXT COLLATE "C" NOT NULL,
+  param TEXT COLLATE "C" NOT NULL,
+  text  TEXT COLLATE "C" NOT NULL,
+  exact TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX search_string_value ON search_string (type, param, text);
+CREATE INDEX search_string_resource ON search_string (type, id);
+
+CREATE TABLE search_token (
+  type   TEXT COLLATE "C" NOT NULL,
+  id     TEXT COLLATE "C" NOT NULL,
+  param  TEXT COLLATE "C" NOT NULL,
+  system TEXT COLLATE "C" NOT NULL,
+  code   TEXT COLLATE "C" NOT NULL,
+  text   TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX search_token_value ON search_token (type, param, code, system);
+CREATE INDEX search_token_resource ON search_token (type, id);
+
+CREATE TABLE search_date (
+  type  TEXT COLLATE "C" NOT NULL,
+  id    TEXT COLLATE "C" NOT NULL,
+  param TEXT COLLATE "C" NOT NULL,
+  lo    BIGINT NOT NULL,
+  hi    BIGINT NOT NULL
+);
+CREATE INDEX search_date_lo ON search_date (type, param, lo);
+CREATE INDEX search_date_hi ON search_date (type, param, hi);
+CREATE INDEX search_date_resource ON search_date (type, id);
+
+CREATE TABLE search_number (
+  type  TEXT COLLATE "C" NOT NULL,
+  id    TEXT COLLATE "C" NOT NULL,
+  param TEXT COLLATE "C" NOT NULL,
+  value DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX search_number_value ON search_number (type, param, value);
+CREATE INDEX search_number_resource ON search_number (type, id);
+
+CREATE TABLE search_quantity (
+  type   TEXT COLLATE "C" NOT NULL,
+  id     TEXT COLLATE "C" NOT NULL,
+  param  TEXT COLLATE "C" NOT NULL,
+  system TEXT COLLATE "C" NOT NULL,
+  code   TEXT COLLATE "C" NOT NULL,
+  unit   TEXT COLLATE "C" NOT NULL,
+  value  DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX search_quantity_value ON search_quantity (type, param, code, value);
+CREATE INDEX search_quantity_resource ON search_quantity (type, id);
+
+CREATE TABLE search_reference (
+  type        TEXT COLLATE "C" NOT NULL,
+  id          TEXT COLLATE "C" NOT NULL,
+  param       TEXT COLLATE "C" NOT NULL,
+  target_type TEXT COLLATE "C" NOT NULL,
+  target_id   TEXT COLLATE "C" NOT NULL,
+  url         TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX search_reference_value ON search_reference (type, param, target_type, target_id);
+CREATE INDEX search_reference_target ON search_reference (target_type, target_id);
+CREATE INDEX search_reference_resource ON search_reference (type, id);
+CREATE INDEX search_reference_url ON search_reference (type, param, url);
+
+CREATE TABLE search_uri (
+  type  TEXT COLLATE "C" NOT NULL,
+  id    TEXT COLLATE "C" NOT NULL,
+  param TEXT COLLATE "C" NOT NULL,
+  value TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX search_uri_value ON search_uri (type, param, value);
+CREATE INDEX search_uri_resource ON search_uri (type, id);
+
+CREATE INDEX resource_current_type_updated ON resource_current (type, last_updated);
 )SQL"},
   };
   return steps;

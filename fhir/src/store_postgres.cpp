@@ -19,8 +19,12 @@
 #include <bit>
 #include <bitset>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <mutex>
+#include <variant>
 #include <stdexcept>
 
 #include "hearth/fhir/error.h"
@@ -29,7 +33,8 @@
 namespace hearth::fhir::storeimpl {
 namespace {
 
-constexpr Oid kText = 25, kInt8 = 20, kInt2 = 21, kBool = 16, kBytea = 17;
+constexpr Oid kText = 25, kInt8 = 20, kInt2 = 21, kInt4 = 23, kBool = 16, kBytea = 17, kFloat8 = 701;
+constexpr Oid kTextArray = 1009, kInt8Array = 1016, kFloat8Array = 1022;
 
 // Key of the advisory lock that serialises schema migrations across nodes ("HEARTH\0\1").
 constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(5207640365980975105)";
@@ -51,6 +56,10 @@ uint64_t toBigEndian(uint64_t v) {
 }
 uint16_t toBigEndian16(uint16_t v) {
   if constexpr (std::endian::native == std::endian::little) return __builtin_bswap16(v);
+  return v;
+}
+uint32_t toBigEndian32(uint32_t v) {
+  if constexpr (std::endian::native == std::endian::little) return __builtin_bswap32(v);
   return v;
 }
 
@@ -121,6 +130,10 @@ class PgParams {
     shorts_[n_] = toBigEndian16(static_cast<uint16_t>(v));
     add(reinterpret_cast<const char*>(&shorts_[n_]), sizeof(uint16_t));
   }
+  void int4(int32_t v) {
+    words_[n_] = toBigEndian32(static_cast<uint32_t>(v));
+    add(reinterpret_cast<const char*>(&words_[n_]), sizeof(uint32_t));
+  }
   void boolean(bool b) {
     bools_[n_] = b ? 1 : 0;
     add(&bools_[n_], 1);
@@ -146,6 +159,7 @@ class PgParams {
   std::array<int, kMax> formats_{};
   std::array<uint64_t, kMax> ints_{};
   std::array<uint16_t, kMax> shorts_{};
+  std::array<uint32_t, kMax> words_{};
   std::array<char, kMax> bools_{};
 };
 
@@ -162,14 +176,17 @@ enum PgStmt {
   kHistInstance,
   kHistInstanceSince,
   kCountInstance,
+  kReplaceIndex,
+  kLockKey,
   kStmtCount
 };
 
+constexpr int kMaxStmtParams = 25;  // kReplaceIndex
 struct PgStmtDef {
   const char* name;
   const char* sql;
   int nParams;
-  std::array<Oid, 8> types;
+  std::array<Oid, kMaxStmtParams> types;
 };
 
 // The SQL, name and parameter types of each statement. History statements all take ($1 before-seq,
@@ -182,7 +199,7 @@ struct PgStmtDef {
 #define INSTANCE_TOTAL \
   ", (SELECT count(*) FROM resource_version WHERE type = $4 AND id = $5 AND last_updated_us >= $3) "
 PgStmtDef defOf(PgStmt s) {
-  constexpr std::array<Oid, 8> kHistTypes = {kInt8, kInt8, kInt8, kText, kText};
+  constexpr std::array<Oid, kMaxStmtParams> kHistTypes = {kInt8, kInt8, kInt8, kText, kText};
   switch (s) {
     case kRead:
       return {"hearth_read_2",
@@ -258,6 +275,48 @@ PgStmtDef defOf(PgStmt s) {
       return {"hearth_count_instance",
               "SELECT count(*) FROM resource_version WHERE type = $4 AND id = $5 AND last_updated_us >= $3",
               5, kHistTypes};
+    case kReplaceIndex:
+      // One round trip for the whole replacement: $1 type, $2 id, then per kind one array per
+      // column (param first), in IndexKind order; see replaceIndexParams. All sub-statements of a
+      // WITH see the snapshot taken at its start, so the deletes remove exactly the old rows and
+      // never the ones inserted next to them.
+      return {"hearth_replace_index_3",
+              "WITH "
+              "d0 AS (DELETE FROM search_string WHERE type = $1 AND id = $2), "
+              "d1 AS (DELETE FROM search_token WHERE type = $1 AND id = $2), "
+              "d2 AS (DELETE FROM search_date WHERE type = $1 AND id = $2), "
+              "d3 AS (DELETE FROM search_number WHERE type = $1 AND id = $2), "
+              "d4 AS (DELETE FROM search_quantity WHERE type = $1 AND id = $2), "
+              "d5 AS (DELETE FROM search_reference WHERE type = $1 AND id = $2), "
+              "d6 AS (DELETE FROM search_uri WHERE type = $1 AND id = $2), "
+              "i0 AS (INSERT INTO search_string (type, id, param, text, exact) "
+              "SELECT $1, $2, u.* FROM unnest($3, $4, $5) AS u), "
+              "i1 AS (INSERT INTO search_token (type, id, param, system, code, text) "
+              "SELECT $1, $2, u.* FROM unnest($6, $7, $8, $9) AS u), "
+              "i2 AS (INSERT INTO search_date (type, id, param, lo, hi) "
+              "SELECT $1, $2, u.* FROM unnest($10, $11, $12) AS u), "
+              "i3 AS (INSERT INTO search_number (type, id, param, value) "
+              "SELECT $1, $2, u.* FROM unnest($13, $14) AS u), "
+              "i4 AS (INSERT INTO search_quantity (type, id, param, system, code, unit, value) "
+              "SELECT $1, $2, u.* FROM unnest($15, $16, $17, $18, $19) AS u), "
+              "i5 AS (INSERT INTO search_reference (type, id, param, target_type, target_id, url) "
+              "SELECT $1, $2, u.* FROM unnest($20, $21, $22, $23) AS u), "
+              "i6 AS (INSERT INTO search_uri (type, id, param, value) "
+              "SELECT $1, $2, u.* FROM unnest($24, $25) AS u) "
+              "SELECT 1",
+              25,
+              {kText,      kText,                                              // type, id
+               kTextArray, kTextArray, kTextArray,                             // string
+               kTextArray, kTextArray, kTextArray, kTextArray,                 // token
+               kTextArray, kInt8Array, kInt8Array,                             // date
+               kTextArray, kFloat8Array,                                       // number
+               kTextArray, kTextArray, kTextArray, kTextArray, kFloat8Array,   // quantity
+               kTextArray, kTextArray, kTextArray, kTextArray,                 // reference
+               kTextArray, kTextArray}};                                       // uri
+    case kLockKey:
+      // The two-int4 form: its key space is disjoint from the one-bigint form used for the
+      // migration lock and the history fence, so no key can collide with those.
+      return {"hearth_lock_key_3", "SELECT pg_advisory_xact_lock($1, $2)", 2, {kInt4, kInt4}};
     case kStmtCount:
       break;
   }
@@ -316,6 +375,11 @@ class PgConnection : public NativeConnection {
   }
 
   PgResult run(PgStmt s, const PgParams& p, const char* what) {
+    return run(s, p.count(), p.values(), p.lengths(), p.formats(), what);
+  }
+  // The same with parameters given as libpq arrays (all binary: formats may be null for text).
+  PgResult run(PgStmt s, int n, const char* const* values, const int* lengths, const int* formats,
+               const char* what) {
     const PgStmtDef def = defOf(s);
     if (!prepared_[s]) {
       PgResult pr(PQprepare(conn_, def.name, def.sql, def.nParams, def.types.data()));
@@ -323,7 +387,7 @@ class PgConnection : public NativeConnection {
         throwPg(conn_, pr, "prepare");
       prepared_.set(s);
     }
-    PgResult r(PQexecPrepared(conn_, def.name, p.count(), p.values(), p.lengths(), p.formats(), 1));
+    PgResult r(PQexecPrepared(conn_, def.name, n, values, lengths, formats, 1));
     ExecStatusType st = PQresultStatus(r.get());
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
       if (r.sqlstate() == "26000") prepared_.reset();  // statements vanished (e.g. DISCARD ALL)
@@ -384,6 +448,324 @@ StoredVersion versionFromRow(const PgResult& r, int row, std::string_view type, 
   v.json = r.bytes(row, 4);
   v.op = writeOpFromColumn(r.int2(row, 5), v.version, v.deleted);
   return v;
+}
+
+// ---- Search index rows as binary arrays ---------------------------------------------------------
+
+// A one-dimensional array parameter in PostgreSQL's binary array format: ndim, has-nulls flag,
+// element type, then (for ndim 1) the length and lower bound, then each element as its byte length
+// and bytes. Never holds NULLs.
+class PgArray {
+ public:
+  explicit PgArray(Oid elementType) : elementType_(elementType) {}
+  // Text elements lose NUL bytes, which PostgreSQL text cannot hold (a JSON string may carry
+  // \u0000); query() drops them from text values the same way, so such values still match.
+  void text(std::string_view s) {
+    const size_t at = body_.size();
+    put32(0);
+    size_t n = 0;
+    for (char ch : s) {
+      if (ch == '\0') continue;
+      body_.push_back(ch);
+      ++n;
+    }
+    if (n > static_cast<size_t>(INT32_MAX)) throw StoreUnavailable("postgresql: index value too large");
+    const uint32_t be = toBigEndian32(static_cast<uint32_t>(n));
+    std::memcpy(body_.data() + at, &be, sizeof be);
+    ++count_;
+  }
+  void int8(int64_t v) {
+    put32(8);
+    put64(static_cast<uint64_t>(v));
+    ++count_;
+  }
+  void float8(double v) {
+    put32(8);
+    put64(std::bit_cast<uint64_t>(v));
+    ++count_;
+  }
+  // The whole parameter value.
+  const std::string& finish() {
+    out_.clear();
+    auto header = [&](uint32_t v) {
+      const uint32_t be = toBigEndian32(v);
+      out_.append(reinterpret_cast<const char*>(&be), sizeof be);
+    };
+    header(count_ ? 1 : 0);  // ndim: an empty array has no dimensions
+    header(0);               // no NULLs
+    header(elementType_);
+    if (count_) {
+      header(count_);
+      header(1);  // lower bound
+    }
+    out_ += body_;
+    return out_;
+  }
+
+ private:
+  void put32(uint32_t v) {
+    const uint32_t be = toBigEndian32(v);
+    body_.append(reinterpret_cast<const char*>(&be), sizeof be);
+  }
+  void put64(uint64_t v) {
+    const uint64_t be = toBigEndian(v);
+    body_.append(reinterpret_cast<const char*>(&be), sizeof be);
+  }
+  Oid elementType_;
+  uint32_t count_ = 0;
+  std::string body_, out_;
+};
+
+constexpr int kReplaceIndexParams = 25;
+
+// The parameters of kReplaceIndex for one resource (values point into this object).
+class IndexParams {
+ public:
+  IndexParams(std::string_view type, std::string_view id, const std::vector<IndexRow>& rows) {
+    // Column arrays in statement order; the first of each kind is its param column.
+    static constexpr std::array<int, kIndexKinds> kFirst = {0, 3, 7, 10, 12, 17, 21};
+    std::vector<PgArray> cols;
+    cols.reserve(kReplaceIndexParams - 2);
+    const PgStmtDef def = defOf(kReplaceIndex);
+    for (int i = 0; i < kReplaceIndexParams - 2; ++i) {
+      const Oid t = def.types[static_cast<size_t>(i + 2)];
+      cols.emplace_back(t == kInt8Array ? kInt8 : t == kFloat8Array ? kFloat8 : kText);
+    }
+    for (const IndexRow& row : rows) {
+      const int k = indexKindSlot(row.kind);
+      if (k < 0 || k >= kIndexKinds) throw std::invalid_argument("replaceIndex: unknown index kind");
+      PgArray* c = &cols[static_cast<size_t>(kFirst[static_cast<size_t>(k)])];
+      c[0].text(row.param);
+      switch (row.kind) {
+        case IndexKind::String:
+          c[1].text(row.text);
+          c[2].text(row.exact);
+          break;
+        case IndexKind::Token:
+          c[1].text(row.system);
+          c[2].text(row.code);
+          c[3].text(row.text);
+          break;
+        case IndexKind::Date:
+          c[1].int8(row.lo);
+          c[2].int8(row.hi);
+          break;
+        case IndexKind::Number:
+          c[1].float8(row.value);
+          break;
+        case IndexKind::Quantity:
+          c[1].text(row.system);
+          c[2].text(row.code);
+          c[3].text(row.unit);
+          c[4].float8(row.value);
+          break;
+        case IndexKind::Reference:
+          c[1].text(row.refType);
+          c[2].text(row.refId);
+          c[3].text(row.url);
+          break;
+        case IndexKind::Uri:
+          c[1].text(row.text);
+          break;
+      }
+    }
+    type_ = stripNul(type);
+    id_ = stripNul(id);
+    values_[0] = type_.c_str();
+    lengths_[0] = static_cast<int>(type_.size());
+    values_[1] = id_.c_str();
+    lengths_[1] = static_cast<int>(id_.size());
+    for (size_t i = 0; i < cols.size(); ++i) {
+      arrays_[i] = cols[i].finish();
+      values_[i + 2] = arrays_[i].data();
+      lengths_[i + 2] = static_cast<int>(arrays_[i].size());
+    }
+  }
+  const char* const* values() const { return values_.data(); }
+  const int* lengths() const { return lengths_.data(); }
+
+ private:
+  static std::string stripNul(std::string_view s) {
+    std::string out;
+    for (char ch : s)
+      if (ch != '\0') out.push_back(ch);
+    return out;
+  }
+  std::string type_, id_;
+  std::array<std::string, kReplaceIndexParams - 2> arrays_;
+  std::array<const char*, kReplaceIndexParams> values_{};
+  std::array<int, kReplaceIndexParams> lengths_{};
+};
+
+// ---- Generic read queries -----------------------------------------------------------------------
+
+// The query's SQL with its '?' placeholders numbered $1, $2 ... in order. '?' inside quoted
+// literals or identifiers is left alone. count receives the number of placeholders.
+std::string numberPlaceholders(std::string_view sql, size_t& count) {
+  std::string out;
+  out.reserve(sql.size() + 16);
+  count = 0;
+  char quote = 0;
+  for (char ch : sql) {
+    if (quote) {
+      if (ch == quote) quote = 0;  // a doubled quote closes and reopens: same result
+      out.push_back(ch);
+    } else if (ch == '\'' || ch == '"') {
+      quote = ch;
+      out.push_back(ch);
+    } else if (ch == '?') {
+      out += '$';
+      out += std::to_string(++count);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  return out;
+}
+
+// A binary numeric value (int16 ndigits, int16 weight, uint16 sign, int16 dscale, ndigits base-10000
+// digits) as the nearest double: its decimal digits through strtod, which rounds correctly.
+double numericToDouble(const char* p, int len) {
+  auto u16 = [&](int at) -> uint16_t {
+    uint16_t v;
+    std::memcpy(&v, p + at, sizeof v);
+    return toBigEndian16(v);
+  };
+  if (len < 8) throw StoreUnavailable("postgresql query: malformed numeric value");
+  const int ndigits = static_cast<int16_t>(u16(0));
+  const int weight = static_cast<int16_t>(u16(2));
+  const uint16_t sign = u16(4);
+  if (sign == 0xC000) return std::numeric_limits<double>::quiet_NaN();
+  if (sign == 0xD000) return std::numeric_limits<double>::infinity();
+  if (sign == 0xF000) return -std::numeric_limits<double>::infinity();
+  if (ndigits < 0 || len < 8 + 2 * ndigits) throw StoreUnavailable("postgresql query: malformed numeric value");
+  if (ndigits == 0) return 0.0;
+  std::string text = sign == 0x4000 ? "-" : "";
+  for (int i = 0; i < ndigits; ++i) {
+    char group[8];
+    std::snprintf(group, sizeof group, "%04u", static_cast<unsigned>(u16(8 + 2 * i)) % 10000u);
+    text += group;
+  }
+  text += "e" + std::to_string((weight - ndigits + 1) * 4);
+  return std::strtod(text.c_str(), nullptr);
+}
+
+// One result value (binary format) as an SqlValue, by the column's type.
+SqlValue pgValue(const PgResult& r, int row, int col, Oid type) {
+  if (PQgetisnull(r.get(), row, col)) return std::monostate{};
+  const char* p = PQgetvalue(r.get(), row, col);
+  const int len = PQgetlength(r.get(), row, col);
+  auto need = [&](int n) {
+    if (len != n) throw StoreUnavailable("postgresql query: unexpected value size");
+  };
+  switch (type) {
+    case kBool:
+      need(1);
+      return static_cast<int64_t>(p[0] != 0);
+    case kInt2:
+      need(2);
+      return static_cast<int64_t>(r.int2(row, col));
+    case kInt4:
+    case 26: {  // oid (unsigned)
+      need(4);
+      uint32_t v;
+      std::memcpy(&v, p, sizeof v);
+      v = toBigEndian32(v);
+      return type == kInt4 ? static_cast<int64_t>(static_cast<int32_t>(v)) : static_cast<int64_t>(v);
+    }
+    case kInt8:
+      need(8);
+      return r.int8(row, col);
+    case 700: {  // float4
+      need(4);
+      uint32_t v;
+      std::memcpy(&v, p, sizeof v);
+      return static_cast<double>(std::bit_cast<float>(toBigEndian32(v)));
+    }
+    case kFloat8: {
+      need(8);
+      uint64_t v;
+      std::memcpy(&v, p, sizeof v);
+      return std::bit_cast<double>(toBigEndian(v));
+    }
+    case 1700:  // numeric (sum(), avg() ...)
+      return numericToDouble(p, len);
+    case kText:
+    case kBytea:
+    case 19:    // name
+    case 114:   // json
+    case 705:   // unknown (an untyped literal)
+    case 1042:  // char(n)
+    case 1043:  // varchar
+      return std::string(p, static_cast<size_t>(len));
+    case 3802:  // jsonb: a version byte (1), then the text
+      if (len < 1) throw StoreUnavailable("postgresql query: malformed jsonb value");
+      return std::string(p + 1, static_cast<size_t>(len - 1));
+    default:
+      throw StoreUnavailable("postgresql query: unsupported result column type (OID " + std::to_string(type) + ")");
+  }
+}
+
+// Runs one generic read query on c (PQexecParams: parse, bind and execute in one round trip, with
+// a plan made for these values). Integers and doubles go as binary int8 / float8, text as text of
+// a type the server infers from the context, NULL untyped. Errors -> StoreUnavailable.
+std::vector<SqlRow> runQuery(PgConnection& c, const SqlQuery& q) {
+  if (!isReadQuery(q.sql)) throw StoreUnavailable(queryError("postgresql", "not a read query", q.sql));
+  size_t placeholders = 0;
+  const std::string sql = numberPlaceholders(q.sql, placeholders);
+  if (placeholders != q.params.size()) {
+    throw StoreUnavailable(queryError("postgresql",
+                                      "the statement has " + std::to_string(placeholders) + " placeholders, " +
+                                          std::to_string(q.params.size()) + " values given",
+                                      q.sql));
+  }
+  const size_t n = q.params.size();
+  std::vector<Oid> types(n, 0);
+  std::vector<const char*> values(n, nullptr);
+  std::vector<int> lengths(n, 0), formats(n, 0);
+  std::vector<uint64_t> numbers(n, 0);
+  std::vector<std::string> texts(n);
+  for (size_t i = 0; i < n; ++i) {
+    const SqlValue& v = q.params[i];
+    if (const auto* k = std::get_if<int64_t>(&v)) {
+      types[i] = kInt8;
+      numbers[i] = toBigEndian(static_cast<uint64_t>(*k));
+    } else if (const auto* d = std::get_if<double>(&v)) {
+      types[i] = kFloat8;
+      numbers[i] = toBigEndian(std::bit_cast<uint64_t>(*d));
+    } else if (const auto* t = std::get_if<std::string>(&v)) {
+      // Text parameters travel as C strings: drop NUL bytes, as the index does (PgArray::text).
+      for (char ch : *t)
+        if (ch != '\0') texts[i].push_back(ch);
+      values[i] = texts[i].c_str();
+      continue;
+    } else {
+      continue;  // NULL
+    }
+    values[i] = reinterpret_cast<const char*>(&numbers[i]);
+    lengths[i] = 8;
+    formats[i] = 1;
+  }
+  PgResult r(PQexecParams(c.raw(), sql.c_str(), static_cast<int>(n), types.data(), values.data(), lengths.data(),
+                          formats.data(), 1));
+  const ExecStatusType st = PQresultStatus(r.get());
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+    const std::string state = r.sqlstate();
+    const char* primary = r.get() ? PQresultErrorField(r.get(), PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+    std::string text = primary ? primary : PQerrorMessage(c.raw());
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    throw StoreUnavailable(queryError("postgresql", (state.empty() ? "" : "[" + state + "] ") + text, q.sql));
+  }
+  const int rows = r.rows(), columns = PQnfields(r.get());
+  std::vector<Oid> columnTypes(static_cast<size_t>(columns));
+  for (int col = 0; col < columns; ++col) columnTypes[static_cast<size_t>(col)] = PQftype(r.get(), col);
+  std::vector<SqlRow> out(static_cast<size_t>(rows));
+  for (int row = 0; row < rows; ++row) {
+    SqlRow& dst = out[static_cast<size_t>(row)];
+    dst.reserve(static_cast<size_t>(columns));
+    for (int col = 0; col < columns; ++col) dst.push_back(pgValue(r, row, col, columnTypes[static_cast<size_t>(col)]));
+  }
+  return out;
 }
 
 class PgTransaction final : public StoreTransaction {
@@ -464,11 +846,33 @@ class PgTransaction final : public StoreTransaction {
       conn().simple("ROLLBACK TO SAVEPOINT hearth_unit; RELEASE SAVEPOINT hearth_unit",
                     "rollback to savepoint");
     });
-  }  // STUB (issue 3 store work replaces these)
-  void replaceIndex(std::string_view, std::string_view, const std::vector<IndexRow>&) override {}
-  std::vector<SqlRow> query(const SqlQuery&) override { throw StoreUnavailable("query: not implemented"); }
-  void lockKey(std::string_view) override {}
+  }
 
+  void replaceIndex(std::string_view type, std::string_view id, const std::vector<IndexRow>& rows) override {
+    guarded("postgresql index", [&] {
+      IndexParams p(type, id, rows);
+      std::array<int, kReplaceIndexParams> formats;
+      formats.fill(1);
+      conn().run(kReplaceIndex, kReplaceIndexParams, p.values(), p.lengths(), formats.data(), "index");
+    });
+  }
+
+  std::vector<SqlRow> query(const SqlQuery& q) override {
+    return guarded("postgresql query", [&] { return runQuery(conn(), q); });
+  }
+
+  // A transaction-scoped advisory lock on the key's 64-bit hash, split into the two-int4 form
+  // (see kLockKey). Waits at most lock_timeout (StoreOptions::busyTimeoutMs), then fails as
+  // StoreUnavailable; a wait cycle with another transaction is a deadlock, i.e. StoreConflict.
+  void lockKey(std::string_view key) override {
+    guarded("postgresql lock", [&] {
+      const uint64_t h = lockKeyHash(key);
+      PgParams p;
+      p.int4(static_cast<int32_t>(static_cast<uint32_t>(h >> 32)));
+      p.int4(static_cast<int32_t>(static_cast<uint32_t>(h)));
+      conn().run(kLockKey, p, "lock key");
+    });
+  }
 
   void commit() override {
     guarded("postgresql commit", [&] {
@@ -504,7 +908,12 @@ class PostgresStore final : public ResourceStore {
   StorePoolStats poolStats() override { return pool_->stats(); }
   std::string backendName() const override { return "postgresql"; }
   SqlDialect dialect() const override { return SqlDialect::Postgres; }
-  std::vector<SqlRow> query(const SqlQuery&) override { throw StoreUnavailable("query: not implemented"); }  // STUB
+  // Autocommit on a pooled connection: one statement, one snapshot. Retried once on a connection
+  // that turns out to be broken (reads are safe to repeat).
+  std::vector<SqlRow> query(const SqlQuery& q) override {
+    return withConnection(*pool_, "postgresql query",
+                          [&](ConnectionPool::Lease&, PgConnection& c) { return runQuery(c, q); });
+  }
 
  private:
   void migrate();

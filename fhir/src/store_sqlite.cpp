@@ -21,9 +21,12 @@
 #include <cctype>
 #include <climits>
 #include <condition_variable>
+#include <list>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
+#include <variant>
 
 #include "hearth/fhir/error.h"
 #include "store_common.h"
@@ -74,7 +77,10 @@ enum Stmt {
   kSavepoint,
   kReleaseSavepoint,
   kRollbackToSavepoint,
-  kStmtCount
+  // Search index maintenance, one statement per IndexKind in kind order (kDeleteIndex + kind).
+  kDeleteIndex,
+  kInsertIndex = kDeleteIndex + kIndexKinds,
+  kStmtCount = kInsertIndex + kIndexKinds
 };
 
 // A `since` query runs one of two plans. When few versions match (fewer than kSincePlanThreshold,
@@ -159,7 +165,30 @@ const char* sqlOf(Stmt s) {
       return "ROLLBACK TO hearth_unit";
     case kStmtCount:
       break;
+    default:
+      break;
   }
+  // The index statements: ?1 type, ?2 id, ?3 param, then the kind's value columns.
+  static const char* const kDeletes[kIndexKinds] = {
+      "DELETE FROM search_string WHERE type = ?1 AND id = ?2",
+      "DELETE FROM search_token WHERE type = ?1 AND id = ?2",
+      "DELETE FROM search_date WHERE type = ?1 AND id = ?2",
+      "DELETE FROM search_number WHERE type = ?1 AND id = ?2",
+      "DELETE FROM search_quantity WHERE type = ?1 AND id = ?2",
+      "DELETE FROM search_reference WHERE type = ?1 AND id = ?2",
+      "DELETE FROM search_uri WHERE type = ?1 AND id = ?2"};
+  static const char* const kInserts[kIndexKinds] = {
+      "INSERT INTO search_string (type, id, param, text, exact) VALUES (?1, ?2, ?3, ?4, ?5)",
+      "INSERT INTO search_token (type, id, param, system, code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+      "INSERT INTO search_date (type, id, param, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5)",
+      "INSERT INTO search_number (type, id, param, value) VALUES (?1, ?2, ?3, ?4)",
+      "INSERT INTO search_quantity (type, id, param, system, code, unit, value) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+      "INSERT INTO search_reference (type, id, param, target_type, target_id, url) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+      "INSERT INTO search_uri (type, id, param, value) VALUES (?1, ?2, ?3, ?4)"};
+  if (s >= kDeleteIndex && s < kInsertIndex) return kDeletes[s - kDeleteIndex];
+  if (s >= kInsertIndex && s < kStmtCount) return kInserts[s - kInsertIndex];
   return "";
 }
 #undef HIST_COLS
@@ -182,6 +211,37 @@ class SqliteConnection : public NativeConnection {
     return stmts_[s];
   }
 
+  // The prepared statement of one dynamic read query (query()), from a small LRU cache keyed by
+  // the SQL text: the search engine produces a limited number of SQL shapes and repeats them.
+  // The statement must be reset before the next call on this connection (it may be evicted).
+  // Throws StoreUnavailable for SQL that does not compile or holds more than one statement.
+  sqlite3_stmt* cached(const std::string& sql) {
+    if (auto it = cacheIndex_.find(sql); it != cacheIndex_.end()) {
+      cache_.splice(cache_.begin(), cache_, it->second);  // most recently used first
+      return it->second->second;
+    }
+    sqlite3_stmt* st = nullptr;
+    const char* tail = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()) + 1, SQLITE_PREPARE_PERSISTENT,
+                                &st, &tail);
+    if (rc != SQLITE_OK) throw StoreUnavailable(queryError("sqlite", sqlite3_errmsg(db_), sql));
+    if (!st) throw StoreUnavailable(queryError("sqlite", "no statement", sql));
+    for (; tail && *tail; ++tail) {
+      if (!std::isspace(static_cast<unsigned char>(*tail)) && *tail != ';') {
+        sqlite3_finalize(st);
+        throw StoreUnavailable(queryError("sqlite", "more than one statement", sql));
+      }
+    }
+    if (cache_.size() >= kQueryCacheSize) {
+      cacheIndex_.erase(cache_.back().first);
+      sqlite3_finalize(cache_.back().second);
+      cache_.pop_back();
+    }
+    cache_.emplace_front(sql, st);
+    cacheIndex_.emplace(cache_.front().first, cache_.begin());
+    return st;
+  }
+
   // Poco has closed the connection with sqlite3_close_v2, which leaves it open until its last
   // statement is finalized: finalizing ours frees it.
   void dispose() noexcept override {
@@ -189,13 +249,92 @@ class SqliteConnection : public NativeConnection {
       if (st) sqlite3_finalize(st);
       st = nullptr;
     }
+    for (auto& entry : cache_) sqlite3_finalize(entry.second);
+    cacheIndex_.clear();
+    cache_.clear();
     NativeConnection::dispose();
   }
 
  private:
+  static constexpr size_t kQueryCacheSize = 64;
   sqlite3* db_;
   std::array<sqlite3_stmt*, kStmtCount> stmts_{};
+  // Dynamic statements, most recently used first; the index's keys view the list's strings.
+  std::list<std::pair<std::string, sqlite3_stmt*>> cache_;
+  std::unordered_map<std::string_view, std::list<std::pair<std::string, sqlite3_stmt*>>::iterator> cacheIndex_;
 };
+
+// Runs one generic read query (ResourceStore::query, StoreTransaction::query) on c and resets the
+// statement before returning, so no read transaction stays open. Errors -> StoreUnavailable.
+std::vector<SqlRow> runQuery(SqliteConnection& c, const SqlQuery& q) {
+  if (!isReadQuery(q.sql)) throw StoreUnavailable(queryError("sqlite", "not a read query", q.sql));
+  sqlite3* db = c.db();
+  sqlite3_stmt* st = c.cached(q.sql);
+  // SELECT ... with a data-modifying CTE, or a function with side effects such as a write: refused.
+  if (!sqlite3_stmt_readonly(st)) throw StoreUnavailable(queryError("sqlite", "not a read query", q.sql));
+  const int declared = sqlite3_bind_parameter_count(st);
+  if (declared != static_cast<int>(q.params.size())) {
+    throw StoreUnavailable(queryError("sqlite",
+                                      "the statement has " + std::to_string(declared) + " placeholders, " +
+                                          std::to_string(q.params.size()) + " values given",
+                                      q.sql));
+  }
+  struct Reset {
+    sqlite3_stmt* st;
+    ~Reset() {
+      sqlite3_reset(st);
+      sqlite3_clear_bindings(st);
+    }
+  } reset{st};
+  for (int i = 0; i < declared; ++i) {
+    const SqlValue& v = q.params[static_cast<size_t>(i)];
+    int rc = SQLITE_OK;
+    if (const auto* n = std::get_if<int64_t>(&v)) {
+      rc = sqlite3_bind_int64(st, i + 1, *n);
+    } else if (const auto* d = std::get_if<double>(&v)) {
+      rc = sqlite3_bind_double(st, i + 1, *d);
+    } else if (const auto* t = std::get_if<std::string>(&v)) {
+      rc = sqlite3_bind_text64(st, i + 1, t->data(), t->size(), SQLITE_STATIC, SQLITE_UTF8);
+    } else {
+      rc = sqlite3_bind_null(st, i + 1);
+    }
+    if (rc != SQLITE_OK) throw StoreUnavailable(queryError("sqlite", sqlite3_errmsg(db), q.sql));
+  }
+  std::vector<SqlRow> rows;
+  const int columns = sqlite3_column_count(st);
+  for (;;) {
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) throw StoreUnavailable(queryError("sqlite", sqlite3_errmsg(db), q.sql));
+    SqlRow& row = rows.emplace_back();
+    row.reserve(static_cast<size_t>(columns));
+    for (int col = 0; col < columns; ++col) {
+      switch (sqlite3_column_type(st, col)) {
+        case SQLITE_INTEGER:
+          row.emplace_back(static_cast<int64_t>(sqlite3_column_int64(st, col)));
+          break;
+        case SQLITE_FLOAT:
+          row.emplace_back(sqlite3_column_double(st, col));
+          break;
+        case SQLITE_TEXT: {
+          const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, col));
+          row.emplace_back(std::string(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(st, col))));
+          break;
+        }
+        case SQLITE_BLOB: {
+          const auto* p = static_cast<const char*>(sqlite3_column_blob(st, col));
+          const auto n = static_cast<size_t>(sqlite3_column_bytes(st, col));
+          row.emplace_back(p ? std::string(p, n) : std::string());
+          break;
+        }
+        default:
+          row.emplace_back(std::monostate{});
+          break;
+      }
+    }
+  }
+  return rows;
+}
 
 // One execution of a prepared statement; resets it (ending its implicit read transaction) on exit.
 class Running {
@@ -220,6 +359,9 @@ class Running {
   }
   void int64(int i, int64_t v) {
     if (i <= sqlite3_bind_parameter_count(st_)) check(sqlite3_bind_int64(st_, i, v));
+  }
+  void real(int i, double v) {
+    if (i <= sqlite3_bind_parameter_count(st_)) check(sqlite3_bind_double(st_, i, v));
   }
 
   // SQLITE_ROW -> true, SQLITE_DONE -> false, anything else throws.
@@ -481,11 +623,15 @@ class SqliteTransaction final : public StoreTransaction {
   void rollbackToSavepoint() override {
     step(kRollbackToSavepoint, "rollback to savepoint");
     step(kReleaseSavepoint, "release savepoint");
-  }  // STUB (issue 3 store work replaces these)
-  void replaceIndex(std::string_view, std::string_view, const std::vector<IndexRow>&) override {}
-  std::vector<SqlRow> query(const SqlQuery&) override { throw StoreUnavailable("query: not implemented"); }
+  }
+  void replaceIndex(std::string_view type, std::string_view id, const std::vector<IndexRow>& rows) override;
+  std::vector<SqlRow> query(const SqlQuery& q) override {
+    return guarded("sqlite query", [&] { return runQuery(conn(), q); });
+  }
+  // Nothing to do: the store has one writer at a time (writerMutex_ in this process, BEGIN
+  // IMMEDIATE across processes), held until this transaction ends, so no other check-then-write
+  // can interleave with this one whatever its key.
   void lockKey(std::string_view) override {}
-
 
  private:
   void step(Stmt s, const char* what) {
@@ -568,6 +714,60 @@ void SqliteTransaction::put(StoredVersion& v) {
   });
 }
 
+void SqliteTransaction::replaceIndex(std::string_view type, std::string_view id,
+                                     const std::vector<IndexRow>& rows) {
+  guarded("sqlite index", [&] {
+    SqliteConnection& c = conn();
+    for (int k = 0; k < kIndexKinds; ++k) {
+      Running r(c, static_cast<Stmt>(kDeleteIndex + k));
+      r.text(1, type);
+      r.text(2, id);
+      r.step("index delete");
+    }
+    for (const IndexRow& row : rows) {
+      const int k = indexKindSlot(row.kind);
+      if (k < 0 || k >= kIndexKinds) throw std::invalid_argument("replaceIndex: unknown index kind");
+      Running r(c, static_cast<Stmt>(kInsertIndex + k));
+      r.text(1, type);
+      r.text(2, id);
+      r.text(3, row.param);
+      switch (row.kind) {
+        case IndexKind::String:
+          r.text(4, row.text);
+          r.text(5, row.exact);
+          break;
+        case IndexKind::Token:
+          r.text(4, row.system);
+          r.text(5, row.code);
+          r.text(6, row.text);
+          break;
+        case IndexKind::Date:
+          r.int64(4, row.lo);
+          r.int64(5, row.hi);
+          break;
+        case IndexKind::Number:
+          r.real(4, row.value);
+          break;
+        case IndexKind::Quantity:
+          r.text(4, row.system);
+          r.text(5, row.code);
+          r.text(6, row.unit);
+          r.real(7, row.value);
+          break;
+        case IndexKind::Reference:
+          r.text(4, row.refType);
+          r.text(5, row.refId);
+          r.text(6, row.url);
+          break;
+        case IndexKind::Uri:
+          r.text(4, row.text);
+          break;
+      }
+      r.step("index insert");
+    }
+  });
+}
+
 void SqliteTransaction::commit() {
   guarded("sqlite commit", [&] {
     Running r(conn(), kCommit);
@@ -594,7 +794,7 @@ class SqliteStore final : public ResourceStore {
   StorePoolStats poolStats() override { return pool_->stats(); }
   std::string backendName() const override { return "sqlite"; }
   SqlDialect dialect() const override { return SqlDialect::Sqlite; }
-  std::vector<SqlRow> query(const SqlQuery&) override { throw StoreUnavailable("query: not implemented"); }  // STUB
+  std::vector<SqlRow> query(const SqlQuery& q) override;
 
  private:
   std::unique_ptr<NativeConnection> attach(Poco::Data::Session& physical);
@@ -823,6 +1023,15 @@ HistoryPage SqliteStore::history(const HistoryQuery& q) {
       throw;
     }
     return page;
+  });
+}
+
+// One statement on a pooled connection: SQLite runs it in a single read transaction (one snapshot,
+// whatever subqueries it has), which ends when runQuery resets the statement.
+std::vector<SqlRow> SqliteStore::query(const SqlQuery& q) {
+  return guarded("sqlite query", [&] {
+    auto lease = pool_->acquire();
+    return runQuery(lease.conn<SqliteConnection>(), q);
   });
 }
 

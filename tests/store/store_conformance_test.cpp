@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -32,6 +33,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "hearth/fhir/error.h"
 #include "hearth/fhir/store.h"
@@ -157,6 +159,156 @@ std::string hex(std::string_view bytes) {
   return out;
 }
 
+
+// ---- Search index rows (schema version 3) ----------------------------------------------------
+
+IndexRow stringRow(const std::string& param, const std::string& text, const std::string& exact) {
+  IndexRow r;
+  r.kind = IndexKind::String;
+  r.param = param;
+  r.text = text;
+  r.exact = exact;
+  return r;
+}
+IndexRow tokenRow(const std::string& param, const std::string& system, const std::string& code,
+                  const std::string& text = "") {
+  IndexRow r;
+  r.kind = IndexKind::Token;
+  r.param = param;
+  r.system = system;
+  r.code = code;
+  r.text = text;
+  return r;
+}
+IndexRow dateRow(const std::string& param, int64_t lo, int64_t hi) {
+  IndexRow r;
+  r.kind = IndexKind::Date;
+  r.param = param;
+  r.lo = lo;
+  r.hi = hi;
+  return r;
+}
+IndexRow numberRow(const std::string& param, double value) {
+  IndexRow r;
+  r.kind = IndexKind::Number;
+  r.param = param;
+  r.value = value;
+  return r;
+}
+IndexRow quantityRow(const std::string& param, const std::string& system, const std::string& code,
+                     const std::string& unit, double value) {
+  IndexRow r;
+  r.kind = IndexKind::Quantity;
+  r.param = param;
+  r.system = system;
+  r.code = code;
+  r.unit = unit;
+  r.value = value;
+  return r;
+}
+IndexRow referenceRow(const std::string& param, const std::string& refType, const std::string& refId,
+                      const std::string& url) {
+  IndexRow r;
+  r.kind = IndexKind::Reference;
+  r.param = param;
+  r.refType = refType;
+  r.refId = refId;
+  r.url = url;
+  return r;
+}
+IndexRow uriRow(const std::string& param, const std::string& text) {
+  IndexRow r;
+  r.kind = IndexKind::Uri;
+  r.param = param;
+  r.text = text;
+  return r;
+}
+
+// Rows of every kind, with edge values: empty strings, non-ASCII text, open date ends, negative
+// and fractional numbers, a kind with several rows of one param.
+std::vector<IndexRow> everyKind(const std::string& tag) {
+  return {stringRow("family", "muller " + tag, "Müller " + tag),
+          stringRow("given", "zoe", "Zoë"),
+          stringRow("given", "", ""),
+          tokenRow("code", "http://loinc.org", "1234-5", "glucose " + tag),
+          tokenRow("identifier", "urn:sys", tag),
+          tokenRow("identifier:of-type", "http://terminology.hl7.org/CodeSystem/v2-0203", "MR|" + tag),
+          dateRow("date", 1704067200000000, 1704153599999999),
+          dateRow("period", INT64_MIN, 1704067200000000),
+          dateRow("period", 1704067200000000, INT64_MAX),
+          numberRow("probability", -0.125),
+          numberRow("probability", 1e300),
+          quantityRow("value-quantity", "http://unitsofmeasure.org", "mg/dL", "mg/dL", 5.5),
+          quantityRow("value-quantity", "", "", "a lot", -2),
+          referenceRow("subject", "Patient", "p-" + tag, "Patient/p-" + tag),
+          referenceRow("instantiates-canonical", "", "", "http://example.org/fhir/Questionnaire/q"),
+          uriRow("url", "http://example.org/fhir/ValueSet/" + tag)};
+}
+
+bool rowLess(const IndexRow& a, const IndexRow& b) {
+  return std::tie(a.kind, a.param, a.system, a.code, a.text, a.exact, a.unit, a.refType, a.refId, a.url, a.lo,
+                  a.hi, a.value) < std::tie(b.kind, b.param, b.system, b.code, b.text, b.exact, b.unit, b.refType,
+                                            b.refId, b.url, b.lo, b.hi, b.value);
+}
+std::vector<IndexRow> sortedRows(std::vector<IndexRow> rows) {
+  std::sort(rows.begin(), rows.end(), rowLess);
+  return rows;
+}
+
+using QueryFn = std::function<std::vector<SqlRow>(const SqlQuery&)>;
+QueryFn queryOf(ResourceStore& s) {
+  return [&s](const SqlQuery& q) { return s.query(q); };
+}
+QueryFn queryOf(StoreTransaction& tx) {
+  return [&tx](const SqlQuery& q) { return tx.query(q); };
+}
+
+const std::string& str(const SqlValue& v) { return std::get<std::string>(v); }
+int64_t i64(const SqlValue& v) { return std::get<int64_t>(v); }
+double dbl(const SqlValue& v) { return std::get<double>(v); }
+
+// Every index row of type/id, read back from the seven tables through query, sorted.
+std::vector<IndexRow> indexOf(const QueryFn& query, const std::string& type, const std::string& id) {
+  std::vector<IndexRow> out;
+  auto rows = [&](const std::string& columns, const std::string& table) {
+    return query({"SELECT param, " + columns + " FROM " + table + " WHERE type = ? AND id = ?", {type, id}});
+  };
+  for (const SqlRow& r : rows("text, exact", "search_string")) out.push_back(stringRow(str(r[0]), str(r[1]), str(r[2])));
+  for (const SqlRow& r : rows("system, code, text", "search_token"))
+    out.push_back(tokenRow(str(r[0]), str(r[1]), str(r[2]), str(r[3])));
+  for (const SqlRow& r : rows("lo, hi", "search_date")) out.push_back(dateRow(str(r[0]), i64(r[1]), i64(r[2])));
+  for (const SqlRow& r : rows("value", "search_number")) out.push_back(numberRow(str(r[0]), dbl(r[1])));
+  for (const SqlRow& r : rows("system, code, unit, value", "search_quantity"))
+    out.push_back(quantityRow(str(r[0]), str(r[1]), str(r[2]), str(r[3]), dbl(r[4])));
+  for (const SqlRow& r : rows("target_type, target_id, url", "search_reference"))
+    out.push_back(referenceRow(str(r[0]), str(r[1]), str(r[2]), str(r[3])));
+  for (const SqlRow& r : rows("value", "search_uri")) out.push_back(uriRow(str(r[0]), str(r[1])));
+  return sortedRows(std::move(out));
+}
+
+// Writes the next version of type/id with its index rows in one transaction (as ResourceService
+// does: put, then replaceIndex; a deletion indexes nothing).
+void writeIndexed(ResourceStore& store, const std::string& type, const std::string& id, int64_t version,
+                  const std::vector<IndexRow>& rows, bool deleted = false) {
+  auto tx = store.begin();
+  StoredVersion v = makeVersion(type, id, version, instantAt(version), deleted);
+  tx->put(v);
+  tx->replaceIndex(type, id, deleted ? std::vector<IndexRow>{} : rows);
+  tx->commit();
+}
+
+// The ids of live resources of type with a token row param = system|code (a search as the engine
+// builds it).
+std::vector<std::string> idsWithToken(const QueryFn& query, const std::string& type, const std::string& param,
+                                      const std::string& system, const std::string& code) {
+  std::vector<std::string> ids;
+  for (const SqlRow& r : query({"SELECT c.id FROM resource_current c WHERE c.type = ? AND NOT c.deleted AND "
+                                "c.id IN (SELECT t.id FROM search_token t WHERE t.type = ? AND t.param = ? AND "
+                                "t.code = ? AND t.system = ?) ORDER BY c.id",
+                                {type, type, param, code, system}}))
+    ids.push_back(str(r[0]));
+  return ids;
+}
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -188,6 +340,17 @@ class StoreConformance : public CppUnit::TestFixture {
   CPPUNIT_TEST(testLargeContent);
   CPPUNIT_TEST(testReopenKeepsData);
   CPPUNIT_TEST(testCommitSurvivesKill9);
+  CPPUNIT_TEST(testIndexReplaceAndQuery);
+  CPPUNIT_TEST(testIndexReplaceRemovesOldRows);
+  CPPUNIT_TEST(testIndexDeletionRemovesRows);
+  CPPUNIT_TEST(testIndexRollback);
+  CPPUNIT_TEST(testIndexValuesWithNulBytes);
+  CPPUNIT_TEST(testIndexReadersSeeWholeReplacements);
+  CPPUNIT_TEST(testQueryTypeMapping);
+  CPPUNIT_TEST(testQueryErrors);
+  CPPUNIT_TEST(testQueryManyStatementShapes);
+  CPPUNIT_TEST(testLockKeyCheckThenWrite);
+  CPPUNIT_TEST(testUpgradeFromSchemaVersion2);
   CPPUNIT_TEST_SUITE_END_ABSTRACT();
 
  public:
@@ -210,6 +373,8 @@ class StoreConformance : public CppUnit::TestFixture {
   virtual size_t knownMigrations() = 0;
   // Schema step 1 as released, to build a database as the first release left it.
   virtual const storeimpl::Migration& firstMigration() = 0;
+  // All schema steps of the backend, in order.
+  virtual const std::vector<storeimpl::Migration>& migrationSteps() = 0;
   // Runs an SQL script (several statements) on the test database, bypassing the store.
   virtual void execRaw(const std::string& sql) = 0;
   // SQL literals of the backend's column types (resource_version.deleted and .content).
@@ -1045,6 +1210,392 @@ class StoreConformance : public CppUnit::TestFixture {
       CPPUNIT_ASSERT_EQUAL(int64_t(commits + 1), appendVersion(*store_, "Patient", id, instantAt(1)));
     }
   }
+
+  // ---- Search index and generic queries (schema version 3) -----------------------------------
+
+  // Rows written with a version come back from every table as written: inside the transaction
+  // first (its own uncommitted writes), for everyone else only after the commit.
+  void testIndexReplaceAndQuery() {
+    const std::vector<IndexRow> rows = everyKind("o1");
+    {
+      auto tx = store_->begin();
+      StoredVersion v = makeVersion("Observation", "o1", 1, instantAt(1));
+      tx->put(v);
+      tx->replaceIndex("Observation", "o1", rows);
+      CPPUNIT_ASSERT(indexOf(queryOf(*tx), "Observation", "o1") == sortedRows(rows));
+      CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Observation", "o1").empty());
+      tx->commit();
+    }
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Observation", "o1") == sortedRows(rows));
+    // The same id under another type, and another id of the type, keep their own rows.
+    writeIndexed(*store_, "Patient", "o1", 1, {stringRow("family", "other", "Other")});
+    writeIndexed(*store_, "Observation", "o2", 1, everyKind("o2"));
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Observation", "o1") == sortedRows(rows));
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "o1") ==
+                   sortedRows({stringRow("family", "other", "Other")}));
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Observation", "o2") == sortedRows(everyKind("o2")));
+
+    // Searches as the engine writes them: by token, by reference target, by date range.
+    CPPUNIT_ASSERT(idsWithToken(queryOf(*store_), "Observation", "identifier", "urn:sys", "o2") ==
+                   std::vector<std::string>{"o2"});
+    CPPUNIT_ASSERT(idsWithToken(queryOf(*store_), "Observation", "code", "http://loinc.org", "1234-5") ==
+                   (std::vector<std::string>{"o1", "o2"}));
+    auto byRef = store_->query({"SELECT type, id FROM search_reference WHERE target_type = ? AND target_id = ?",
+                                {std::string("Patient"), std::string("p-o1")}});
+    CPPUNIT_ASSERT_EQUAL(size_t(1), byRef.size());
+    CPPUNIT_ASSERT_EQUAL(std::string("o1"), str(byRef[0][1]));
+    auto byDate = store_->query({"SELECT count(*) FROM search_date WHERE type = ? AND param = ? AND lo <= ? AND hi >= ?",
+                                 {std::string("Observation"), std::string("period"), int64_t{1704067200000000},
+                                  int64_t{1704067200000000}}});
+    CPPUNIT_ASSERT_EQUAL(int64_t(4), i64(byDate[0][0]));  // both open-ended periods of both resources
+    auto byNumber = store_->query({"SELECT count(*) FROM search_number WHERE type = ? AND value < ?",
+                                   {std::string("Observation"), 0.0}});
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), i64(byNumber[0][0]));
+  }
+
+  // A new version's rows replace the old ones as a whole; writing the same rows again leaves one
+  // copy of each.
+  void testIndexReplaceRemovesOldRows() {
+    writeIndexed(*store_, "Patient", "r", 1, everyKind("v1"));
+    writeIndexed(*store_, "Patient", "keep", 1, everyKind("keep"));
+    const std::vector<IndexRow> v2 = {stringRow("family", "new", "New"),
+                                      referenceRow("general-practitioner", "Practitioner", "dr", "Practitioner/dr")};
+    writeIndexed(*store_, "Patient", "r", 2, v2);
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "r") == sortedRows(v2));
+    writeIndexed(*store_, "Patient", "r", 3, v2);
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "r") == sortedRows(v2));
+    CPPUNIT_ASSERT(idsWithToken(queryOf(*store_), "Patient", "identifier", "urn:sys", "v1").empty());
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "keep") == sortedRows(everyKind("keep")));
+    // Replacing twice within one transaction keeps the second set only.
+    {
+      auto tx = store_->begin();
+      StoredVersion v4 = makeVersion("Patient", "r", 4, instantAt(4));
+      tx->put(v4);
+      tx->replaceIndex("Patient", "r", everyKind("x"));
+      tx->replaceIndex("Patient", "r", {uriRow("url", "u")});
+      tx->commit();
+    }
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "r") == sortedRows({uriRow("url", "u")}));
+  }
+
+  // A deletion removes every row of the resource; re-creating it indexes it again.
+  void testIndexDeletionRemovesRows() {
+    writeIndexed(*store_, "Patient", "d", 1, everyKind("d"));
+    writeIndexed(*store_, "Patient", "other", 1, everyKind("other"));
+    writeIndexed(*store_, "Patient", "d", 2, {}, true);
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "d").empty());
+    for (const char* table : storeimpl::kIndexTables) {
+      auto n = store_->query({std::string("SELECT count(*) FROM ") + table + " WHERE id = ?", {std::string("d")}});
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(table, int64_t(0), i64(n[0][0]));
+    }
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "other") == sortedRows(everyKind("other")));
+    writeIndexed(*store_, "Patient", "d", 3, everyKind("again"));
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "d") == sortedRows(everyKind("again")));
+    CPPUNIT_ASSERT(idsWithToken(queryOf(*store_), "Patient", "identifier", "urn:sys", "again") ==
+                   std::vector<std::string>{"d"});
+  }
+
+  // Index rows live and die with the transaction (and the savepoint) that wrote them.
+  void testIndexRollback() {
+    writeIndexed(*store_, "Patient", "kept", 1, everyKind("kept"));
+    {
+      auto tx = store_->begin();
+      StoredVersion fresh = makeVersion("Patient", "fresh", 1, instantAt(2));
+      tx->put(fresh);
+      tx->replaceIndex("Patient", "fresh", everyKind("fresh"));
+      StoredVersion kept2 = makeVersion("Patient", "kept", 2, instantAt(2));
+      tx->put(kept2);
+      tx->replaceIndex("Patient", "kept", {});
+      // destroyed without commit
+    }
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "fresh").empty());
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "kept") == sortedRows(everyKind("kept")));
+
+    auto tx = store_->begin();
+    tx->savepoint();
+    StoredVersion a = makeVersion("Patient", "unit-a", 1, instantAt(3));
+    tx->put(a);
+    tx->replaceIndex("Patient", "unit-a", everyKind("a"));
+    tx->releaseSavepoint();
+    tx->savepoint();
+    StoredVersion b = makeVersion("Patient", "unit-b", 1, instantAt(3));
+    tx->put(b);
+    tx->replaceIndex("Patient", "unit-b", everyKind("b"));
+    StoredVersion kept2 = makeVersion("Patient", "kept", 2, instantAt(3));
+    tx->put(kept2);
+    tx->replaceIndex("Patient", "kept", {stringRow("family", "changed", "Changed")});
+    tx->rollbackToSavepoint();
+    CPPUNIT_ASSERT(indexOf(queryOf(*tx), "Patient", "unit-b").empty());
+    tx->commit();
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "unit-a") == sortedRows(everyKind("a")));
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "unit-b").empty());
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "kept") == sortedRows(everyKind("kept")));
+  }
+
+  // A JSON string may carry \u0000. Indexing such a value must not fail the write; the row is
+  // stored (PostgreSQL text cannot hold NUL: the byte is dropped there, in the index and in query
+  // values alike) and found again with the same value.
+  void testIndexValuesWithNulBytes() {
+    const std::string withNul("a\0b", 3);
+    writeIndexed(*store_, "Patient", "nul", 1, {stringRow("family", withNul, withNul), tokenRow("identifier", "s", withNul)});
+    CPPUNIT_ASSERT(idsWithToken(queryOf(*store_), "Patient", "identifier", "s", withNul) ==
+                   std::vector<std::string>{"nul"});
+    CPPUNIT_ASSERT_EQUAL(size_t(2), indexOf(queryOf(*store_), "Patient", "nul").size());
+  }
+
+  // A reader sees the rows of one version or of the next, never a mix and never none: the
+  // replacement is atomic with its commit.
+  void testIndexReadersSeeWholeReplacements() {
+    constexpr int kRows = 12, kVersions = 120;
+    auto rowsOf = [](int version) {
+      std::vector<IndexRow> rows;
+      for (int i = 0; i < kRows; ++i)
+        rows.push_back(stringRow("family", "v" + std::to_string(version) + "-" + std::to_string(i), "x"));
+      return rows;
+    };
+    writeIndexed(*store_, "Patient", "churn", 1, rowsOf(1));
+    std::atomic<bool> stop{false};
+    std::atomic<int> reads{0}, bad{0};
+    std::string badSample;
+    std::mutex sampleMutex;
+    auto reader = [&] {
+      try {
+        while (!stop) {
+          auto rows = store_->query({"SELECT text FROM search_string WHERE type = ? AND id = ? ORDER BY text",
+                                     {std::string("Patient"), std::string("churn")}});
+          std::set<std::string> versions;
+          for (const auto& r : rows) versions.insert(str(r[0]).substr(0, str(r[0]).find('-')));
+          if (rows.size() != kRows || versions.size() != 1) {
+            ++bad;
+            std::lock_guard lock(sampleMutex);
+            badSample = std::to_string(rows.size()) + " rows, " + std::to_string(versions.size()) + " versions";
+          }
+          ++reads;
+        }
+      } catch (const std::exception& e) {
+        ++bad;
+        std::lock_guard lock(sampleMutex);
+        badSample = e.what();
+      }
+    };
+    std::thread r1(reader), r2(reader);
+    try {
+      for (int v = 2; v <= kVersions; ++v) writeIndexed(*store_, "Patient", "churn", v, rowsOf(v));
+    } catch (...) {
+      stop = true;
+      r1.join();
+      r2.join();
+      throw;
+    }
+    stop = true;
+    r1.join();
+    r2.join();
+    CPPUNIT_ASSERT(reads > 0);
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(badSample, 0, bad.load());
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "churn") == sortedRows(rowsOf(kVersions)));
+  }
+
+  // Column values come back by type: integers (and the deleted flag, 0/1) as int64, reals as
+  // double, text as string, the resource content as its exact bytes, NULL as monostate; parameters
+  // of each kind bind.
+  void testQueryTypeMapping() {
+    StoredVersion a = makeVersion("Patient", "a", 1, instantAt(1));
+    for (int i = 0; i < 256; ++i) a.json.push_back(static_cast<char>(i));  // any byte survives
+    putCommitted(*store_, a);
+    writeIndexed(*store_, "Patient", "b", 1, {numberRow("n", 2.5)});
+    writeIndexed(*store_, "Patient", "b", 2, {}, true);
+    const std::string sql =
+        "SELECT c.id, c.version, c.deleted, v.content, NULL, CAST(? AS DOUBLE PRECISION), CAST(? AS TEXT), "
+        "CAST(? AS BIGINT), c.last_updated FROM resource_current c JOIN resource_version v ON v.seq = c.seq "
+        "WHERE c.type = ? AND c.version >= ? ORDER BY c.id";
+    auto tx = store_->begin();
+    for (const QueryFn& query : {queryOf(*store_), queryOf(*tx)}) {
+      auto rows = query({sql, {0.25, std::string("Zoë"), std::monostate{}, std::string("Patient"), int64_t{1}}});
+      CPPUNIT_ASSERT_EQUAL(size_t(2), rows.size());
+      CPPUNIT_ASSERT_EQUAL(size_t(9), rows[0].size());
+      CPPUNIT_ASSERT_EQUAL(std::string("a"), str(rows[0][0]));
+      CPPUNIT_ASSERT_EQUAL(int64_t(1), i64(rows[0][1]));
+      CPPUNIT_ASSERT_EQUAL(int64_t(0), i64(rows[0][2]));
+      CPPUNIT_ASSERT(a.json == str(rows[0][3]));
+      CPPUNIT_ASSERT(std::holds_alternative<std::monostate>(rows[0][4]));
+      CPPUNIT_ASSERT_EQUAL(0.25, dbl(rows[0][5]));
+      CPPUNIT_ASSERT_EQUAL(std::string("Zoë"), str(rows[0][6]));
+      CPPUNIT_ASSERT(std::holds_alternative<std::monostate>(rows[0][7]));
+      CPPUNIT_ASSERT_EQUAL(instantAt(1), str(rows[0][8]));
+      CPPUNIT_ASSERT_EQUAL(std::string("b"), str(rows[1][0]));
+      CPPUNIT_ASSERT_EQUAL(int64_t(2), i64(rows[1][1]));
+      CPPUNIT_ASSERT_EQUAL(int64_t(1), i64(rows[1][2]));  // deleted
+      CPPUNIT_ASSERT_EQUAL(std::string(), str(rows[1][3]));
+    }
+    // Portable boolean filter, aggregate types, extreme integers and doubles as parameters.
+    auto live = store_->query({"SELECT id FROM resource_current WHERE type = ? AND NOT deleted", {std::string("Patient")}});
+    CPPUNIT_ASSERT_EQUAL(size_t(1), live.size());
+    CPPUNIT_ASSERT_EQUAL(std::string("a"), str(live[0][0]));
+    auto agg = store_->query({"SELECT count(*), max(version), CAST(? AS BIGINT), CAST(? AS BIGINT), "
+                              "CAST(? AS DOUBLE PRECISION) FROM resource_current",
+                              {int64_t{INT64_MIN}, int64_t{INT64_MAX}, -1.5e-300}});
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), i64(agg[0][0]));
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), i64(agg[0][1]));
+    CPPUNIT_ASSERT_EQUAL(int64_t{INT64_MIN}, i64(agg[0][2]));
+    CPPUNIT_ASSERT_EQUAL(int64_t{INT64_MAX}, i64(agg[0][3]));
+    CPPUNIT_ASSERT_EQUAL(-1.5e-300, dbl(agg[0][4]));
+    // No rows: an empty result, not an error.
+    CPPUNIT_ASSERT(store_->query({"SELECT id FROM resource_current WHERE type = ?", {std::string("None")}}).empty());
+  }
+
+  // Malformed queries fail as StoreUnavailable, never a crash; the store (and a transaction rolled
+  // back to its savepoint) goes on working. Only reads are accepted.
+  void testQueryErrors() {
+    writeIndexed(*store_, "Patient", "e", 1, everyKind("e"));
+    const std::string two = "SELECT id FROM resource_current WHERE type = ? AND id = ?";
+    const std::vector<SqlQuery> bad = {
+        {two, {std::string("Patient")}},                                                   // too few values
+        {two, {std::string("Patient"), std::string("e"), std::string("extra")}},           // too many
+        {"SELECT id FROM resource_current WHERE type = ?", {}},                            // none
+        {"SELECT FROM WHERE", {}},                                                         // syntax
+        {"SELECT * FROM no_such_table", {}},                                               // unknown table
+        {"DELETE FROM search_string", {}},                                                 // a write
+        {"UPDATE resource_current SET version = 9", {}},
+        {"SELECT 1; DELETE FROM search_string", {}},                                       // two statements
+        {"COMMIT", {}},
+        {"", {}},
+    };
+    for (const SqlQuery& q : bad) CPPUNIT_ASSERT_THROW_MESSAGE(q.sql, store_->query(q), StoreUnavailable);
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "e") == sortedRows(everyKind("e")));
+    CPPUNIT_ASSERT_EQUAL(size_t(1), store_->query({two, {std::string("Patient"), std::string("e")}}).size());
+
+    auto tx = store_->begin();
+    for (const SqlQuery& q : bad) {
+      tx->savepoint();
+      CPPUNIT_ASSERT_THROW_MESSAGE(q.sql, tx->query(q), StoreUnavailable);
+      tx->rollbackToSavepoint();
+    }
+    StoredVersion v2 = makeVersion("Patient", "e", 2, instantAt(2));
+    tx->put(v2);
+    tx->replaceIndex("Patient", "e", {uriRow("url", "after-errors")});
+    tx->commit();
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "e") == sortedRows({uriRow("url", "after-errors")}));
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), store_->read("Patient", "e")->version);
+  }
+
+  // More distinct SQL texts than a connection keeps prepared, each run repeatedly: every answer
+  // is the right one (statements cached per SQL text must never answer for another text).
+  void testQueryManyStatementShapes() {
+    writeIndexed(*store_, "Patient", "s", 1, {numberRow("n", 1)});
+    auto tx = store_->begin();
+    for (int round = 0; round < 3; ++round) {
+      for (int shape = 0; shape < 150; ++shape) {
+        SqlQuery q{"SELECT CAST(? AS BIGINT) + " + std::to_string(shape) + " FROM search_number WHERE id = ?",
+                   {int64_t{round * 1000}, std::string("s")}};
+        auto fromStore = store_->query(q);
+        auto fromTx = tx->query(q);
+        CPPUNIT_ASSERT_EQUAL(size_t(1), fromStore.size());
+        CPPUNIT_ASSERT_EQUAL(int64_t(round * 1000 + shape), i64(fromStore[0][0]));
+        CPPUNIT_ASSERT(fromStore == fromTx);
+      }
+    }
+  }
+
+  // The pattern lockKey exists for: conditional create (check for a match, create if none) from
+  // several writers at once creates exactly one resource per key.
+  void testLockKeyCheckThenWrite() {
+    constexpr int kThreads = 4, kKeys = 8;
+    std::atomic<int> next{0}, failures{0}, created{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        try {
+          for (int k = 0; k < kKeys; ++k) {
+            const std::string value = "mrn-" + std::to_string(k);
+            for (int attempt = 0;; ++attempt) {
+              try {
+                auto tx = store_->begin();
+                tx->lockKey("Patient?identifier=urn:sys|" + value);
+                bool exists = !idsWithToken(queryOf(*tx), "Patient", "identifier", "urn:sys", value).empty();
+                if (!exists) {
+                  StoredVersion v = makeVersion("Patient", "t" + std::to_string(t) + "-" + std::to_string(next++), 1,
+                                                instantAt(k));
+                  tx->put(v);
+                  tx->replaceIndex("Patient", v.id, {tokenRow("identifier", "urn:sys", value)});
+                }
+                tx->commit();
+                if (!exists) ++created;
+                break;
+              } catch (const StoreConflict&) {
+                if (attempt > 50) throw;
+              }
+            }
+          }
+        } catch (const std::exception& e) {
+          std::cerr << "conditional writer failed: " << e.what() << "\n";
+          ++failures;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    CPPUNIT_ASSERT_EQUAL(0, failures.load());
+    CPPUNIT_ASSERT_EQUAL(kKeys, created.load());
+    for (int k = 0; k < kKeys; ++k) {
+      CPPUNIT_ASSERT_EQUAL(size_t(1), idsWithToken(queryOf(*store_), "Patient", "identifier", "urn:sys",
+                                                   "mrn-" + std::to_string(k))
+                                          .size());
+    }
+  }
+
+  // A database at schema version 2 (the release before search) is upgraded on open: its data is
+  // kept, the index tables are there and empty, and writes index from then on.
+  void testUpgradeFromSchemaVersion2() {
+    store_.reset();
+    dropDatabase();
+    createDatabase();
+    std::string sql =
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "applied_at TEXT NOT NULL);\n";
+    for (const storeimpl::Migration& m : migrationSteps()) {
+      if (m.version > 2) break;
+      sql += m.sql;
+      sql += ";\nINSERT INTO schema_migrations (version, name, applied_at) VALUES (" + std::to_string(m.version) +
+             ", 'v" + std::to_string(m.version) + "', '2024-01-01T00:00:00.000Z');\n";
+    }
+    std::vector<StoredVersion> old;
+    for (int i = 0; i < 5; ++i) {
+      StoredVersion v = makeVersion("Patient", "v2-" + std::to_string(i), 1, instantAt(i));
+      sql += "INSERT INTO resource_version (type, id, version, last_updated, last_updated_us, deleted, content, op) "
+             "VALUES ('Patient', '" + v.id + "', 1, '" + v.lastUpdated + "', " +
+             std::to_string(*instantToEpochMicros(v.lastUpdated)) + ", " + boolLiteral(false) + ", " +
+             bytesLiteral(v.json) + ", 1);\n";
+      old.push_back(v);
+    }
+    sql += "INSERT INTO resource_current (type, id, version, deleted, seq, last_updated) "
+           "SELECT type, id, version, deleted, seq, last_updated FROM resource_version;\n";
+    execRaw(sql);
+
+    store_ = openStore(options());
+    CPPUNIT_ASSERT_EQUAL(static_cast<int64_t>(knownMigrations()), migrationRows());
+    CPPUNIT_ASSERT(knownMigrations() >= 3);
+    for (StoredVersion& v : old) {
+      auto got = store_->read(v.type, v.id);
+      CPPUNIT_ASSERT(got.has_value());
+      v.seq = got->seq;
+      assertSameVersion(v, *got);
+    }
+    for (const char* table : storeimpl::kIndexTables) {
+      CPPUNIT_ASSERT_EQUAL(int64_t(0), i64(store_->query({std::string("SELECT count(*) FROM ") + table, {}})[0][0]));
+    }
+    // _lastUpdated order over the upgraded rows (served by the new resource_current index).
+    auto newest = store_->query({"SELECT id FROM resource_current WHERE type = ? AND last_updated >= ? "
+                                 "ORDER BY last_updated DESC LIMIT 2",
+                                 {std::string("Patient"), instantAt(2)}});
+    CPPUNIT_ASSERT_EQUAL(size_t(2), newest.size());
+    CPPUNIT_ASSERT_EQUAL(std::string("v2-4"), str(newest[0][0]));
+    CPPUNIT_ASSERT_EQUAL(std::string("v2-3"), str(newest[1][0]));
+    writeIndexed(*store_, "Patient", "v2-0", 2, everyKind("up"));
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "v2-0") == sortedRows(everyKind("up")));
+    store_.reset();
+    store_ = openStore(options());
+    CPPUNIT_ASSERT_EQUAL(static_cast<int64_t>(knownMigrations()), migrationRows());
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "v2-0") == sortedRows(everyKind("up")));
+  }
 };
 
 // ---- SQLite ---------------------------------------------------------------------------------
@@ -1057,6 +1608,7 @@ class SqliteStoreTest : public StoreConformance {
   CPPUNIT_TEST(testCheckpointsWithoutFurtherCommits);
   CPPUNIT_TEST(testWalStartsOverUnderSteadyWrites);
   CPPUNIT_TEST(testPinnedWalRecovers);
+  CPPUNIT_TEST(testQueryLeavesNoReadTransaction);
   CPPUNIT_TEST_SUITE_END();
 
  protected:
@@ -1081,6 +1633,7 @@ class SqliteStoreTest : public StoreConformance {
   std::string expectedBackend() override { return "sqlite"; }
   size_t knownMigrations() override { return storeimpl::sqliteMigrations().size(); }
   const storeimpl::Migration& firstMigration() override { return storeimpl::sqliteMigrations().at(0); }
+  const std::vector<storeimpl::Migration>& migrationSteps() override { return storeimpl::sqliteMigrations(); }
   void execRaw(const std::string& sql) override {
     sqlite3* db = nullptr;
     int rc = sqlite3_open_v2((dir_ + "/hearth.db").c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
@@ -1256,6 +1809,32 @@ class SqliteStoreTest : public StoreConformance {
     assertSameVersion(first, *store_->vread("Patient", "pin-0", 1));
   }
 
+  // ResourceStore::query ends its read transaction before returning, also when the statement fails
+  // half-way: otherwise an idle pooled connection would pin the WAL (no checkpoint gets past an
+  // open snapshot). A TRUNCATE checkpoint from outside succeeds only if no reader holds one.
+  void testQueryLeavesNoReadTransaction() {
+    for (int i = 0; i < 20; ++i) writeIndexed(*store_, "Patient", "w" + std::to_string(i), 1, everyKind("w"));
+    for (int i = 0; i < 50; ++i) {
+      CPPUNIT_ASSERT_EQUAL(size_t(20), store_->query({"SELECT id FROM resource_current", {}}).size());
+      // abs() of the smallest integer fails at step time, after the read transaction began.
+      CPPUNIT_ASSERT_THROW(store_->query({"SELECT abs(CAST(? AS INTEGER)) FROM resource_current", {int64_t{INT64_MIN}}}),
+                           StoreUnavailable);
+    }
+    writeIndexed(*store_, "Patient", "after", 1, everyKind("after"));
+    sqlite3* db = nullptr;
+    CPPUNIT_ASSERT_EQUAL(SQLITE_OK, sqlite3_open_v2(dbPath().c_str(), &db, SQLITE_OPEN_READWRITE, nullptr));
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt* st = nullptr;
+    int busy = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+      busy = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    CPPUNIT_ASSERT_EQUAL(0, busy);
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), fileSize(walPath()));
+  }
+
   void testOpenErrors() {
     StoreOptions o = options();
     o.url = "sqlite:" + dir_ + "/no/such/dir/hearth.db";
@@ -1297,6 +1876,8 @@ class PostgresStoreTest : public StoreConformance {
   CPPUNIT_TEST(testDeadlockIsConflict);
   CPPUNIT_TEST(testWriterWaitsForLockedRow);
   CPPUNIT_TEST(testHistoryWaitsForInFlightWrite);
+  CPPUNIT_TEST(testLockKeySerialises);
+  CPPUNIT_TEST(testQueryPostgresTypes);
   CPPUNIT_TEST_SUITE_END();
 
  protected:
@@ -1324,6 +1905,7 @@ class PostgresStoreTest : public StoreConformance {
   std::string expectedBackend() override { return "postgresql"; }
   size_t knownMigrations() override { return storeimpl::postgresMigrations().size(); }
   const storeimpl::Migration& firstMigration() override { return storeimpl::postgresMigrations().at(0); }
+  const std::vector<storeimpl::Migration>& migrationSteps() override { return storeimpl::postgresMigrations(); }
   void execRaw(const std::string& sql) override {
     PGconn* conn = PQconnectdb(storeimpl::postgresConnectionString(options().url).c_str());
     std::string msg;
@@ -1439,6 +2021,91 @@ class PostgresStoreTest : public StoreConformance {
     CPPUNIT_ASSERT_EQUAL(size_t(2), walk.size());
     CPPUNIT_ASSERT_EQUAL(later.seq, walk[0].seq);
     CPPUNIT_ASSERT_EQUAL(early.seq, walk[1].seq);
+  }
+
+  // lockKey holds the key until the transaction ends: a second transaction locking the same key
+  // waits for the first to commit (or roll back); another key does not wait.
+  void testLockKeySerialises() {
+    using Clock = std::chrono::steady_clock;
+    const std::string key = "Patient?identifier=urn:sys|42";
+    for (bool commitFirst : {true, false}) {
+      auto first = store_->begin();
+      first->lockKey(key);
+      Clock::time_point acquired{}, otherAcquired{};
+      std::atomic<bool> failed{false};
+      std::thread second([&] {
+        try {
+          auto tx = store_->begin();
+          tx->lockKey(key);
+          acquired = Clock::now();
+          tx->commit();
+        } catch (...) {
+          failed = true;
+        }
+      });
+      std::thread other([&] {
+        try {
+          auto tx = store_->begin();
+          tx->lockKey("Patient?identifier=urn:sys|43");
+          otherAcquired = Clock::now();
+          tx->commit();
+        } catch (...) {
+          failed = true;
+        }
+      });
+      other.join();
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      const Clock::time_point released = Clock::now();
+      if (commitFirst) {
+        StoredVersion v = makeVersion("Patient", "locked", 1, instantAt(1));
+        first->put(v);
+        first->commit();
+      } else {
+        first.reset();  // rollback releases it too
+      }
+      second.join();
+      CPPUNIT_ASSERT(!failed);
+      CPPUNIT_ASSERT(otherAcquired < released);  // a different key did not wait
+      CPPUNIT_ASSERT(acquired >= released);      // the same key waited for the first to end
+    }
+    // Locking the same key twice in one transaction is fine (it holds it already).
+    auto tx = store_->begin();
+    tx->lockKey(key);
+    tx->lockKey(key);
+    tx->commit();
+  }
+
+  // PostgreSQL result types beyond the schema's own: int2/int4, float4, numeric (what sum() and
+  // avg() return), varchar, boolean; a type the store does not map is an error, not garbage.
+  void testQueryPostgresTypes() {
+    auto rows = store_->query(
+        {"SELECT CAST(? AS SMALLINT), CAST(? AS INTEGER), CAST(? AS REAL), CAST(? AS NUMERIC), "
+         "CAST(? AS NUMERIC), CAST(? AS NUMERIC), CAST(? AS NUMERIC), CAST(? AS VARCHAR), true, false, "
+         "CAST(? AS NUMERIC), CAST('NaN' AS NUMERIC)",
+         {int64_t{-7}, int64_t{-2000000000}, 0.5, std::string("12345.678"), std::string("-0.000123"),
+          std::string("1e20"), std::string("0"), std::string("vc"), std::string("123456789012345678901234567890.5")}});
+    CPPUNIT_ASSERT_EQUAL(size_t(1), rows.size());
+    const SqlRow& r = rows[0];
+    CPPUNIT_ASSERT_EQUAL(int64_t(-7), i64(r[0]));
+    CPPUNIT_ASSERT_EQUAL(int64_t(-2000000000), i64(r[1]));
+    CPPUNIT_ASSERT_EQUAL(0.5, dbl(r[2]));
+    CPPUNIT_ASSERT_EQUAL(12345.678, dbl(r[3]));
+    CPPUNIT_ASSERT_EQUAL(-0.000123, dbl(r[4]));
+    CPPUNIT_ASSERT_EQUAL(1e20, dbl(r[5]));
+    CPPUNIT_ASSERT_EQUAL(0.0, dbl(r[6]));
+    CPPUNIT_ASSERT_EQUAL(std::string("vc"), str(r[7]));
+    CPPUNIT_ASSERT_EQUAL(int64_t(1), i64(r[8]));
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), i64(r[9]));
+    CPPUNIT_ASSERT_EQUAL(123456789012345678901234567890.5, dbl(r[10]));
+    CPPUNIT_ASSERT(std::isnan(dbl(r[11])));
+    writeIndexed(*store_, "Patient", "agg", 1, {numberRow("n", 1.5), numberRow("m", 2)});
+    auto agg = store_->query({"SELECT sum(version), avg(value) FROM resource_current c JOIN search_number n "
+                              "ON n.type = c.type AND n.id = c.id",
+                              {}});
+    CPPUNIT_ASSERT_EQUAL(2.0, dbl(agg[0][0]));  // sum(bigint) is numeric in PostgreSQL
+    CPPUNIT_ASSERT_EQUAL(1.75, dbl(agg[0][1]));
+    CPPUNIT_ASSERT_THROW(store_->query({"SELECT now()", {}}), StoreUnavailable);
+    CPPUNIT_ASSERT_EQUAL(size_t(1), store_->query({"SELECT 1", {}}).size());  // the connection is fine
   }
 
   void testWriterWaitsForLockedRow() {

@@ -14,25 +14,32 @@
 //              each), and other complex types: one row per string-like leaf.
 //   Token      system, code; text = normalizeSearchString(display / CodeableConcept.text /
 //              Identifier.type.text ...) for :text.
-//              From code/Coding/CodeableConcept (each coding; text-only CodeableConcept gives a row
-//              with empty code and the text), Identifier (system, value; plus, for :of-type, a
+//              From code/Coding/CodeableConcept (each coding, text = its display; the
+//              CodeableConcept.text, when present, adds a row with empty system and code and that
+//              text, so a text-only CodeableConcept has just that row), Identifier (system, value,
+//              text = type.text; plus, for :of-type, a
 //              second row with param "<code>:of-type" whose system = type coding system and
 //              code = "<type code>|<value>"), ContactPoint (system = ContactPoint.system, code =
 //              value), boolean ("true"/"false"), id/string/uri used as tokens (code = value).
 //   Date       lo, hi: the instant range the value covers, epoch microseconds UTC, both inclusive
 //              (a date 2020-03 covers 2020-03-01T00:00:00 .. 2020-03-31T23:59:59.999999; a
 //              dateTime without offset is taken as UTC). From date, dateTime, instant, Period
-//              (open ends are INT64_MIN / INT64_MAX), Timing (its event values).
+//              (open ends are INT64_MIN / INT64_MAX; no row when both are absent), Timing (one
+//              row per event, and its repeat.boundsPeriod).
 //   Number     value.
 //   Quantity   value; system and code (the UCUM code when given); unit = Quantity.unit.
-//              From Quantity, Age, Duration, Money (code = currency), SampledData is not indexed.
+//              From Quantity, Age, Duration, Count, Distance, Money (code = currency, system =
+//              "urn:iso:std:iso:4217"), and plain numbers (value only). Range and SampledData are
+//              not indexed, nor a quantity without a value.
 //   Reference  refType + refId for a reference to a resource by type and id (relative "Patient/1",
 //              or absolute with this server's or another base: refType/refId are taken from the
-//              last two path segments, _history stripped) and url = the reference as written
-//              (absolute URL or canonical, with any |version stripped from canonicals);
-//              contained references ("#x") are not indexed. Reference.identifier adds a Token row
-//              with param "<code>:identifier". canonical and uri values of reference parameters
-//              are Reference rows with url only.
+//              last two path segments, _history stripped; refType must be a resource type and
+//              refId a valid id, else both stay empty) and url = the reference as written
+//              (relative, absolute URL, urn:uuid: ...); contained references ("#x") are not
+//              indexed. Reference.identifier adds a Token row with param "<code>:identifier"
+//              (system, code = value). canonical and uri values of reference parameters are
+//              Reference rows with url only (canonicals without their |version). Resources
+//              (Bundle.composition / Bundle.message: the first entry) give no row.
 //   Uri        text = the uri as written.
 // Composite parameters are not indexed (not supported in searches yet).
 #include <rapidjson/document.h>
@@ -93,12 +100,19 @@ class SearchIndexer {
 // The form strings are indexed and searched in: Unicode letters folded to lower case and stripped
 // of accents (Latin-1 Supplement and Latin Extended-A at least: "Müller" -> "muller",
 // "ÉLODIE" -> "elodie", "Straße" -> "strasse"), runs of whitespace collapsed to one space,
-// leading/trailing whitespace removed. Bytes that are not valid UTF-8 are dropped.
+// leading/trailing whitespace removed. Bytes that are not valid UTF-8 are dropped. Also: combining
+// accents (U+0300..U+036F, decomposed input) are dropped, a few Latin Extended-B letters folded
+// (Romanian ș ț, Vietnamese ơ ư, Pinyin ǎ ǐ ǒ ǔ ǖ ...), Greek and Cyrillic capitals lower-cased;
+// other characters are kept as written. Whitespace: ASCII blanks and control characters, NBSP
+// and the Unicode space separators.
 std::string normalizeSearchString(std::string_view s);
 
 // The instant range [lo, hi] (epoch microseconds UTC, inclusive) covered by a FHIR date, dateTime
 // or instant at the precision written ("2020" -> the whole year). A value without a time-zone
-// offset is taken as UTC. False if `text` is not such a value.
+// offset is taken as UTC. Accepted: YYYY, YYYY-MM, YYYY-MM-DD, YYYY-MM-DDThh:mm, ...Thh:mm:ss and
+// ...Thh:mm:ss.f+ (a fraction of n digits covers 10^-n s; finer than 1 µs is ignored), each time
+// optionally followed by Z or ±hh:mm (up to 14:00). False if `text` is not such a value or names
+// a day that does not exist (2021-02-29).
 bool fhirDateRange(std::string_view text, int64_t& lo, int64_t& hi);
 
 }  // namespace hearth::fhir
