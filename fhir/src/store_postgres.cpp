@@ -9,6 +9,13 @@
 // Each pooled connection keeps its statements prepared server-side (PgConnection) and exchanges
 // parameters and results in binary, so the resource bytes travel verbatim (content is bytea).
 // A connection found broken is reset once and the failed read (or BEGIN) retried on it.
+//
+// Search (schema version 3): replaceIndex is one round trip (kReplaceIndex, fed by binary arrays)
+// that writes only the rows that change. query() runs the search engine's SQL with PQexecParams
+// (parse, plan for the given values, execute: one round trip) after numbering its '?'
+// placeholders, and maps the binary results to SqlValue (pgValue). A failed statement aborts the
+// transaction it runs in, as in any PostgreSQL transaction (a savepoint rollback recovers it).
+// lockKey takes a transaction-scoped advisory lock.
 #include "store_postgres.h"
 
 #include <Poco/Data/PostgreSQL/Connector.h>
