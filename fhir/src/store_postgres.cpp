@@ -9,6 +9,13 @@
 // Each pooled connection keeps its statements prepared server-side (PgConnection) and exchanges
 // parameters and results in binary, so the resource bytes travel verbatim (content is bytea).
 // A connection found broken is reset once and the failed read (or BEGIN) retried on it.
+//
+// Search (schema version 3): replaceIndex is one round trip (kReplaceIndex, fed by binary arrays)
+// that writes only the rows that change. query() runs the search engine's SQL with PQexecParams
+// (parse, plan for the given values, execute: one round trip) after numbering its '?'
+// placeholders, and maps the binary results to SqlValue (pgValue). A failed statement aborts the
+// transaction it runs in, as in any PostgreSQL transaction (a savepoint rollback recovers it).
+// lockKey takes a transaction-scoped advisory lock.
 #include "store_postgres.h"
 
 #include <Poco/Data/PostgreSQL/Connector.h>
@@ -484,6 +491,16 @@ StoredVersion versionFromRow(const PgResult& r, int row, std::string_view type, 
   return v;
 }
 
+// Appends s to out without its NUL bytes (PostgreSQL text cannot hold them).
+void appendWithoutNul(std::string& out, std::string_view s) {
+  while (!s.empty()) {
+    const size_t nul = s.find('\0');
+    out.append(s.substr(0, nul));
+    if (nul == std::string_view::npos) break;
+    s.remove_prefix(nul + 1);
+  }
+}
+
 // ---- Search index rows as binary arrays ---------------------------------------------------------
 
 // A one-dimensional array parameter in PostgreSQL's binary array format: ndim, has-nulls flag,
@@ -497,12 +514,8 @@ class PgArray {
   void text(std::string_view s) {
     const size_t at = body_.size();
     put32(0);
-    size_t n = 0;
-    for (char ch : s) {
-      if (ch == '\0') continue;
-      body_.push_back(ch);
-      ++n;
-    }
+    appendWithoutNul(body_, s);
+    const size_t n = body_.size() - at - 4;
     if (n > static_cast<size_t>(INT32_MAX)) throw StoreUnavailable("postgresql: index value too large");
     const uint32_t be = toBigEndian32(static_cast<uint32_t>(n));
     std::memcpy(body_.data() + at, &be, sizeof be);
@@ -621,8 +634,7 @@ class IndexParams {
  private:
   static std::string stripNul(std::string_view s) {
     std::string out;
-    for (char ch : s)
-      if (ch != '\0') out.push_back(ch);
+    appendWithoutNul(out, s);
     return out;
   }
   std::string type_, id_;
@@ -769,8 +781,7 @@ std::vector<SqlRow> runQuery(PgConnection& c, const SqlQuery& q) {
       numbers[i] = toBigEndian(std::bit_cast<uint64_t>(*d));
     } else if (const auto* t = std::get_if<std::string>(&v)) {
       // Text parameters travel as C strings: drop NUL bytes, as the index does (PgArray::text).
-      for (char ch : *t)
-        if (ch != '\0') texts[i].push_back(ch);
+      appendWithoutNul(texts[i], *t);
       values[i] = texts[i].c_str();
       continue;
     } else {

@@ -8,6 +8,11 @@
 // (SqliteConnection); a statement is reset as soon as its caller is done so no read transaction
 // stays open on an idle connection. WAL checkpoints run on a background thread (WalCheckpointer),
 // not inside commits.
+//
+// Search (schema version 3): replaceIndex writes only the index rows that change (see the cost
+// model above SqliteTransaction::replaceIndex). query() runs the search engine's SQL on a pooled
+// connection (or the transaction's), each connection keeping the statements of the last 64 SQL
+// texts prepared; a single statement reads one snapshot. lockKey is a no-op: writers are serialised.
 #include "store_sqlite.h"
 
 #include <Poco/Data/SQLite/Connector.h>

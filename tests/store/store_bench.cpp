@@ -179,8 +179,7 @@ int indexBench(int argc, char** argv) {
           for (size_t k = r.size() >= 2 ? r.size() - 2 : 0; k < r.size(); ++k) r[k] = indexRows(i, rowsPer, "p")[k];
         }
       }
-      std::vector<double> indexUs, putUs;
-      double indexCpuUs = 0;
+      std::vector<double> indexUs, putUs, indexCpuUs;
       auto p0 = Clock::now();
       for (int start = 0; start < resources; start += group) {
         auto tx = store->begin();
@@ -199,7 +198,7 @@ int indexBench(int argc, char** argv) {
           auto t1 = Clock::now();
           const double c1 = threadCpuMicros();
           if (rowsPer > 0) tx->replaceIndex(v.type, v.id, rows[static_cast<size_t>(i)]);
-          indexCpuUs += threadCpuMicros() - c1;
+          indexCpuUs.push_back(threadCpuMicros() - c1);
           auto t2 = Clock::now();
           putUs.push_back(micros(t1 - t0));
           indexUs.push_back(micros(t2 - t1));
@@ -211,7 +210,7 @@ int indexBench(int argc, char** argv) {
       report("  current+put", putUs);
       if (rowsPer > 0) {
         report("  replaceIndex", indexUs);
-        std::printf("  replaceIndex thread CPU time: mean %.1f us\n", indexCpuUs / resources);
+        report("  replaceIndex, thread CPU time", indexCpuUs);
       }
       std::printf("  whole write incl. commit share: %.1f us/resource (%.0f resources/s)\n", totalUs / resources,
                   resources / (totalUs / 1e6));
