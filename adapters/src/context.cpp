@@ -101,6 +101,32 @@ std::string tidy(std::string_view in) {
 
 }  // namespace
 
+std::string cleanText(std::string_view s) {
+  std::string out;
+  for (char ch : s) {
+    if (static_cast<unsigned char>(ch) >= 0x20) out.push_back(ch);
+  }
+  const size_t first = out.find_first_not_of(' ');
+  if (first == std::string::npos) return {};
+  return out.substr(first, out.find_last_not_of(' ') - first + 1);
+}
+
+std::string codeSafe(std::string_view s) {
+  std::string out;
+  bool space = false;
+  for (char ch : s) {
+    if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
+      space = !out.empty();
+      continue;
+    }
+    if (static_cast<unsigned char>(ch) < 0x20) continue;
+    if (space) out.push_back(' ');
+    space = false;
+    out.push_back(ch);
+  }
+  return out;
+}
+
 std::string uriSafe(std::string_view s) {
   std::string out;
   for (char ch : s) {
@@ -265,9 +291,9 @@ std::string Ctx::systemFor(const hl7::HD& a, IdKind kind) const {
   }
   if (!a.universalId.empty()) {
     const std::string type = upper(a.universalIdType);
-    if (type == "ISO") return "urn:oid:" + a.universalId;
-    if (type == "UUID") return "urn:uuid:" + lower(a.universalId);
-    if (type == "URI" || type == "URL") return a.universalId;
+    if (type == "ISO") return "urn:oid:" + uriSafe(a.universalId);
+    if (type == "UUID") return "urn:uuid:" + uriSafe(lower(a.universalId));
+    if (type == "URI" || type == "URL") return uriSafe(a.universalId);
   }
   const std::string ns = upper(a.namespaceId);
   if (ns == "NPI") return "http://hl7.org/fhir/sid/us-npi";
@@ -378,7 +404,7 @@ Json Ctx::address(const hl7::XAD& x) const {
 }
 
 Json Ctx::contactPoint(const hl7::XTN& x, std::string_view defaultUse) const {
-  const std::string value = x.contactValue();
+  const std::string value = cleanText(x.contactValue());
   if (value.empty()) return {};
   Json c = Json::object();
   std::string system;
@@ -398,8 +424,9 @@ Json Ctx::contactPoint(const hl7::XTN& x, std::string_view defaultUse) const {
   return c;
 }
 
-Json Ctx::coding(std::string_view code, std::string_view display, std::string_view systemName,
+Json Ctx::coding(std::string_view rawCode, std::string_view display, std::string_view systemName,
                  std::string_view version, std::string_view defaultTable) const {
+  const std::string code = codeSafe(rawCode);
   if (code.empty()) return {};
   Json c = Json::object();
   std::string system;
@@ -417,7 +444,7 @@ Json Ctx::coding(std::string_view code, std::string_view display, std::string_vi
   if (shown.empty() && !tableId.empty()) shown = std::string(tables::display(tableId, code));
   c.set("system", system);
   c.set("version", std::string(version));
-  c.set("code", std::string(code));
+  c.set("code", code);
   c.set("display", shown);
   return c;
 }

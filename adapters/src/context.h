@@ -39,10 +39,17 @@ struct Loc {
 // (MappingOptions::localPrefix + kind + ":" + sending facility).
 enum class IdKind { Mrn, Visit, Account, Placer, Filler, Staff, Location, Organization, Transaction, Other };
 
-// A business identity: the system|value pair a conditional entry is keyed on.
+// Text without control characters and without surrounding whitespace.
+std::string cleanText(std::string_view s);
+
+// A business identity: the system|value pair a conditional entry is keyed on. Both are cleaned
+// (cleanText) on construction, so the entry's criteria and the identifier the resource carries
+// are always the same text.
 struct Identity {
   std::string system;
   std::string value;
+  Identity() = default;
+  Identity(std::string_view s, std::string_view v) : system(cleanText(s)), value(cleanText(v)) {}
   bool valid() const { return !system.empty() && !value.empty(); }
 };
 
@@ -160,6 +167,10 @@ inline bool allAlpha(std::string_view s) {
   }
   return true;
 }
+
+// A v2 value as a FHIR code: surrounding whitespace trimmed, inner runs of whitespace collapsed
+// to one space (FHIR code: [^\s]+( [^\s]+)*); "" when nothing is left.
+std::string codeSafe(std::string_view s);
 
 // FHIR search escaping (\ , | $) then percent-encoding: a token value for a query string.
 std::string queryEscape(std::string_view s);

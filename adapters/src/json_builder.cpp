@@ -1,6 +1,18 @@
 #include "json_builder.h"
 
+#include <algorithm>
+
 namespace hearth::adapters {
+
+Json::Json(std::string s) : kind_(Kind::String), text_(std::move(s)) {
+  auto control = [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return c < 0x20 && c != '\t' && c != '\n' && c != '\r';
+  };
+  text_.erase(std::remove_if(text_.begin(), text_.end(), control), text_.end());
+  // A FHIR string needs a non-whitespace character: whitespace alone is no value.
+  if (text_.find_first_not_of(" \t\r\n") == std::string::npos) text_.clear();
+}
 
 bool Json::empty() const {
   switch (kind_) {

@@ -16,9 +16,12 @@ class Json {
   enum class Kind { Null, Object, Array, String, Number, Bool };
 
   Json() = default;  // null
-  Json(const char* s) : kind_(Kind::String), text_(s) {}  // NOLINT: strings are the common case
-  Json(std::string s) : kind_(Kind::String), text_(std::move(s)) {}
-  Json(std::string_view s) : kind_(Kind::String), text_(s) {}
+  // Strings drop C0 control characters other than TAB, LF and CR (FHIR strings must not carry
+  // them; a v2 \Xhh\ escape can produce them). A string left empty, or holding only
+  // whitespace, is an empty value.
+  Json(const char* s) : Json(std::string(s)) {}  // NOLINT: strings are the common case
+  Json(std::string s);
+  Json(std::string_view s) : Json(std::string(s)) {}
 
   static Json object() { return Json(Kind::Object); }
   static Json array() { return Json(Kind::Array); }

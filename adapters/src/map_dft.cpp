@@ -103,7 +103,12 @@ std::optional<Money> priceOf(Ctx& c, const Segment& ft1, int field) {
     c.error(102, c.at(&ft1, field, 0, 1), "not a valid amount (CP/MO)");
     return std::nullopt;
   }
-  return Money{*d, mo.subcomponent(2).value()};
+  std::string currency = mo.subcomponent(2).value();
+  if (!currency.empty() && !(currency.size() == 3 && allAlpha(currency))) {
+    c.warn(102, c.at(&ft1, field, 0, 1), "the denomination is not an ISO 4217 currency code: left out");
+    currency.clear();
+  }
+  return Money{*d, currency};
 }
 
 }  // namespace
@@ -159,19 +164,19 @@ void mapDft(Ctx& c) {
       c.warn(207, c.at(ft1, 6), "payments (FT1-6 PY/CO) are not charges: not mapped");
       continue;
     }
-    hl7::CWE code = hl7::CWE::from(ft1->field(7));
+    Json code = c.codeableConcept(hl7::CWE::from(ft1->field(7)));
     if (code.empty()) {
       c.error(101, c.at(ft1, 7), "FT1-7 (transaction code) is empty");
       continue;
     }
     // Identity: FT1-2 transaction id, else the account (or visit) and FT1-1.
     Identity id;
-    const std::string txId = ft1->field(2).value();
+    const std::string txId = cleanText(ft1->field(2).value());
     if (!txId.empty()) {
       id = {c.localSystem(IdKind::Transaction), txId};
     } else {
       const Identity& scope = accountId.valid() ? accountId : visitId;
-      const std::string setId = ft1->field(1).value();
+      const std::string setId = cleanText(ft1->field(1).value());
       if (!scope.valid() || setId.empty()) {
         c.error(101, c.at(ft1, 2), "FT1-2 (transaction id) is empty and no account/visit number + FT1-1 identifies the charge");
         continue;
@@ -182,7 +187,7 @@ void mapDft(Ctx& c) {
     Json ch = Json::object();
     ch.set("identifier", Json::array().push(c.identifier(id, {})));
     ch.set("status", "billable");
-    ch.set("code", c.codeableConcept(code));
+    ch.set("code", std::move(code));
     ch.set("subject", Ctx::reference(patientUrl));
     if (!encounterUrl.empty()) ch.set("context", Ctx::reference(encounterUrl));
     const Element when = ft1->field(4);

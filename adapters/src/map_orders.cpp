@@ -109,7 +109,7 @@ std::string addServiceRequest(Ctx& c, const Segment* orc, const Segment* obr, co
     c.error(101, orc ? c.at(orc, 2) : c.at(obr, 2), "neither a placer (ORC-2/OBR-2) nor a filler order number");
     return {};
   }
-  hl7::CWE code = obr ? hl7::CWE::from(obr->field(4)) : hl7::CWE{};
+  Json code = obr ? c.codeableConcept(hl7::CWE::from(obr->field(4))) : Json();
   if (code.empty()) {
     c.error(101, obr ? c.at(obr, 4) : Loc{"OBR"}, "OBR-4 (universal service identifier) is empty");
     return {};
@@ -122,7 +122,7 @@ std::string addServiceRequest(Ctx& c, const Segment* orc, const Segment* obr, co
   s.set("status", status);
   s.set("intent", "order");
   s.set("priority", priorityOf(tq1, orc, obr));
-  s.set("code", c.codeableConcept(code));
+  s.set("code", std::move(code));
   s.set("subject", Ctx::reference(patientUrl));
   if (!encounterUrl.empty()) s.set("encounter", Ctx::reference(encounterUrl));
   if (auto start = startOf(c, tq1, orc, obr)) s.set("occurrenceDateTime", *start);
@@ -270,7 +270,7 @@ void mapRde(Ctx& c) {
       c.error(101, c.at(orc, 2), "neither a placer (ORC-2) nor a filler (ORC-3) order number");
       continue;
     }
-    hl7::CWE drug = hl7::CWE::from(rxe->field(2));
+    Json drug = c.codeableConcept(hl7::CWE::from(rxe->field(2)));
     if (drug.empty()) {
       c.error(101, c.at(rxe, 2), "RXE-2 (give code) is empty");
       continue;
@@ -288,7 +288,7 @@ void mapRde(Ctx& c) {
     m.set("status", status);
     m.set("intent", "order");
     m.set("priority", priorityOf(tq1, orc, nullptr));
-    m.set("medicationCodeableConcept", c.codeableConcept(drug));
+    m.set("medicationCodeableConcept", std::move(drug));
     m.set("subject", Ctx::reference(pc->patientUrl));
     if (!pc->encounterUrl.empty()) m.set("encounter", Ctx::reference(pc->encounterUrl));
     if (orc) {

@@ -145,7 +145,7 @@ bool setValue(Ctx& c, Json& obs, const Segment& obx) {
     obs.set("valueCodeableConcept", c.codeableConcept(hl7::CWE::from(first)));
   } else if (type == "ID" || type == "IS") {
     obs.set("valueCodeableConcept",
-            Json::object().set("coding", Json::array().push(Json::object().set("code", first.value()))));
+            Json::object().set("coding", Json::array().push(Json::object().set("code", codeSafe(first.value())))));
   } else if (type == "SN") {
     hl7::SN sn = hl7::SN::from(first);
     if (!sn.valid()) {
@@ -226,7 +226,7 @@ Json referenceRange(const Segment& obx, Ctx& c) {
 // One OBX (+ its NTEs) -> Observation; returns its fullUrl ("" when in error).
 std::string addObservation(Ctx& c, const Segment& obx, const std::vector<const Segment*>& ntes, const Identity& id,
                            const ReportContext& rc, std::vector<std::string>& statuses) {
-  hl7::CWE code = hl7::CWE::from(obx.field(3));
+  Json code = c.codeableConcept(hl7::CWE::from(obx.field(3)));
   if (code.empty()) {
     c.error(101, c.at(&obx, 3), "OBX-3 (observation identifier) is empty");
     return {};
@@ -254,7 +254,7 @@ std::string addObservation(Ctx& c, const Segment& obx, const std::vector<const S
                                             .set("system", "http://terminology.hl7.org/CodeSystem/observation-category")
                                             .set("code", rc.category)))));
   }
-  o.set("code", c.codeableConcept(code));
+  o.set("code", std::move(code));
   o.set("subject", Ctx::reference(rc.patientUrl));
   if (!rc.encounterUrl.empty()) o.set("encounter", Ctx::reference(rc.encounterUrl));
   std::optional<std::string> effective = c.dateTime(obx.field(14), c.at(&obx, 14));
@@ -283,7 +283,7 @@ void mapReport(Ctx& c, const Group& oo, const std::string& patientUrl, const std
     c.error(101, c.at(obr, 3), "neither a filler (OBR-3) nor a placer (OBR-2) order number identifies the report");
     return;
   }
-  hl7::CWE code = hl7::CWE::from(obr->field(4));
+  Json code = c.codeableConcept(hl7::CWE::from(obr->field(4)));
   if (code.empty()) {
     c.error(101, c.at(obr, 4), "OBR-4 (universal service identifier) is empty");
     return;
@@ -376,7 +376,7 @@ void mapReport(Ctx& c, const Group& oo, const std::string& patientUrl, const std
   r.set("basedOn", std::move(basedOn));
   r.set("status", status);
   if (!section.empty()) r.set("category", Json::array().push(c.tableConcept("0074", section)));
-  r.set("code", c.codeableConcept(code));
+  r.set("code", std::move(code));
   r.set("subject", Ctx::reference(patientUrl));
   if (!encounterUrl.empty()) r.set("encounter", Ctx::reference(encounterUrl));
   if (rc.effective) r.set("effectiveDateTime", *rc.effective);

@@ -120,7 +120,13 @@ void mapSiu(Ctx& c, const std::string& trigger) {
   auto parseTime = [&](const Element& e, const Loc& where) -> std::optional<hl7::DateTime> {
     if (e.empty()) return std::nullopt;
     auto dt = hl7::DateTime::from(e);
-    if (!dt) c.error(102, where, "not a valid date/time");
+    if (!dt) {
+      c.error(102, where, "not a valid date/time");
+    } else if (dt->precision < hl7::DateTime::Precision::Hour) {
+      // Appointment.start/end are instants: a date alone does not say when.
+      c.error(102, where, "an appointment time needs at least the hour");
+      dt.reset();
+    }
     return dt;
   };
   start = parseTime(startEl, startLoc);
@@ -143,7 +149,9 @@ void mapSiu(Ctx& c, const std::string& trigger) {
   Json serviceTypes = Json::array();
   for (const Group* res : root.groups("RESOURCES")) {
     for (const Group* svc : res->groups("SERVICE")) {
-      hl7::CWE service = hl7::CWE::from(svc->segment("AIS")->field(3));
+      const Segment* ais = svc->segment("AIS");
+      if (!ais) continue;
+      hl7::CWE service = hl7::CWE::from(ais->field(3));
       if (!service.empty()) serviceTypes.push(c.codeableConcept(service));
     }
   }
@@ -187,13 +195,14 @@ void mapSiu(Ctx& c, const std::string& trigger) {
   for (const Group* res : root.groups("RESOURCES")) {
     for (const Group* g : res->groups("PERSONNEL_RESOURCE")) {
       const Segment* aip = g->segment("AIP");
+      if (!aip) continue;
       hl7::CWE role = hl7::CWE::from(aip->field(4));
       for (const Element& rep : aip->field(3).repetitions()) {
         participant(practitionerRef(c, rep), role.empty() ? Json() : c.codeableConcept(role));
       }
     }
     for (const Group* g : res->groups("LOCATION_RESOURCE")) {
-      participant(locationRef(c, g->segment("AIL")->field(3)), {});
+      if (const Segment* ail = g->segment("AIL")) participant(locationRef(c, ail->field(3)), {});
     }
     general = general || !res->groups("GENERAL_RESOURCE").empty();
   }

@@ -108,7 +108,7 @@ std::optional<PatientDraft> buildPatient(Ctx& c, const Segment& pid, const std::
 
   Json p = Json::object();
   p.set("identifier", std::move(ids));
-  const std::string maiden = hl7::XPN::from(pid.field(6)).family;
+  const std::string maiden = cleanText(hl7::XPN::from(pid.field(6)).family);
   if (!maiden.empty()) {
     p.set("extension",
           Json::array().push(Json::object()
@@ -175,9 +175,11 @@ std::optional<PatientDraft> buildPatient(Ctx& c, const Segment& pid, const std::
         allAlpha(language.code)) {
       language.system = "ISO639";
     }
-    p.set("communication", Json::array().push(Json::object()
-                                                  .set("language", c.codeableConcept(language))
-                                                  .set("preferred", Json::boolean(true))));
+    Json cc = c.codeableConcept(language);
+    if (!cc.empty()) {
+      p.set("communication",
+            Json::array().push(Json::object().set("language", std::move(cc)).set("preferred", Json::boolean(true))));
+    }
   }
   if (pd1) {
     Json gps = Json::array();
@@ -310,16 +312,13 @@ Json practitionerRef(Ctx& c, const Element& e) {
   if (e.empty() || e.isNull()) return {};
   hl7::XCN x = hl7::XCN::from(e);
   const std::string display = displayName(x);
-  if (x.id.empty()) {
-    if (display.empty()) return {};
-    return Json::object().set("display", display);
-  }
   Identity id;
   if (x.assigningAuthority.empty() && x.identifierTypeCode == "NPI") {
     id = {"http://hl7.org/fhir/sid/us-npi", x.id};
   } else {
     id = {c.systemFor(x.assigningAuthority, IdKind::Staff), x.id};
   }
+  if (!id.valid()) return Json::object().set("display", display);  // empty when there is no name
   Json p = Json::object();
   p.set("identifier", Json::array().push(c.identifier(id, x.identifierTypeCode)));
   p.set("name", Json::array().push(c.humanName(x)));
@@ -330,7 +329,7 @@ Json practitionerRef(Ctx& c, const Element& e) {
 Json locationRef(Ctx& c, const Element& e) {
   if (e.empty() || e.isNull()) return {};
   hl7::PL pl = hl7::PL::from(e);
-  std::vector<std::string> parts{pl.pointOfCare, pl.room, pl.bed};
+  std::vector<std::string> parts{cleanText(pl.pointOfCare), cleanText(pl.room), cleanText(pl.bed)};
   while (!parts.empty() && parts.back().empty()) parts.pop_back();
   if (parts.empty()) return {};
   std::string value, name;
@@ -341,6 +340,7 @@ Json locationRef(Ctx& c, const Element& e) {
   }
   std::string scope = pl.facility.namespaceId.empty() ? c.facility() : pl.facility.namespaceId;
   Identity id{c.opts.localPrefix + "location:" + uriSafe(scope), value};
+  if (!id.valid()) return {};
   Json l = Json::object();
   l.set("identifier", Json::array().push(c.identifier(id, {})));
   l.set("status", "active");
@@ -364,7 +364,8 @@ Json locationRef(Ctx& c, const Element& e) {
 
 void addAllergy(Ctx& c, const Segment& al1, const std::string& patientUrl, const Identity& patient) {
   hl7::CWE allergen = hl7::CWE::from(al1.field(3));
-  if (allergen.empty()) {
+  Json code = c.codeableConcept(allergen);
+  if (code.empty()) {
     c.error(101, c.at(&al1, 3), "AL1-3 (allergen) is empty");
     return;
   }
@@ -403,7 +404,7 @@ void addAllergy(Ctx& c, const Segment& al1, const std::string& patientUrl, const
     criticality = "unable-to-assess";
   }
   a.set("criticality", criticality);
-  a.set("code", c.codeableConcept(allergen));
+  a.set("code", std::move(code));
   a.set("patient", Ctx::reference(patientUrl));
   if (auto onset = c.date(al1.field(6), c.at(&al1, 6))) a.set("onsetDateTime", *onset);
   Json manifestations = Json::array();
@@ -435,7 +436,7 @@ std::string subscriberRelationship(std::string_view v2) {
 }
 
 Json coverageClass(std::string_view type, const std::string& value, const std::string& name) {
-  if (value.empty()) return {};
+  if (cleanText(value).empty()) return {};
   return Json::object()
       .set("type", Json::object().set(
                        "coding", Json::array().push(Json::object()
@@ -448,19 +449,19 @@ Json coverageClass(std::string_view type, const std::string& value, const std::s
 }  // namespace
 
 void addCoverage(Ctx& c, const Segment& in1, const Segment* in2, const std::string& patientUrl) {
-  std::string policy = in1.field(36).value();
-  if (policy.empty()) policy = hl7::CX::from(in1.field(49)).id;
+  std::string policy = cleanText(in1.field(36).value());
+  if (policy.empty()) policy = cleanText(hl7::CX::from(in1.field(49)).id);
   if (policy.empty()) {
     c.warn(101, c.at(&in1, 36), "IN1-36 (policy number) is empty: the Coverage is left out");
     return;
   }
   // Insurer: conditional create on IN1-3; a display-only reference when only IN1-4 names it.
   hl7::CX insurerId = hl7::CX::from(in1.field(3));
-  const std::string insurerName = in1.field(4).value();
+  const std::string insurerName = cleanText(in1.field(4).value());
   Json payor;
   std::string insurerKey;
-  if (!insurerId.id.empty()) {
-    Identity org = c.identityOf(insurerId, IdKind::Organization);
+  const Identity org = c.identityOf(insurerId, IdKind::Organization);
+  if (org.valid()) {
     Json o = Json::object();
     o.set("identifier", Json::array().push(c.identifier(insurerId, IdKind::Organization)));
     o.set("active", Json::boolean(true));
@@ -475,7 +476,7 @@ void addCoverage(Ctx& c, const Segment& in1, const Segment* in2, const std::stri
     o.set("telecom", std::move(telecom));
     o.set("address", Json::array().push(c.address(hl7::XAD::from(in1.field(5)))));
     payor = Ctx::reference(c.create("Organization", org, std::move(o)), insurerName);
-    insurerKey = insurerId.id;
+    insurerKey = org.value;
   } else if (!insurerName.empty()) {
     c.warn(101, c.at(&in1, 3), "IN1-3 (insurance company id) is empty: the insurer is named, not linked");
     payor = Json::object().set("display", insurerName);
@@ -570,12 +571,12 @@ Json quantity(const std::string& value, const hl7::CWE& units, std::string_view 
   q.set("comparator", std::string(comparator));
   std::string unit = units.text.empty() ? units.code : units.text;
   q.set("unit", unit);
-  if (units.system == "UCUM" && !units.code.empty()) {
+  // qty-3: a code needs its system, so both or neither.
+  std::string code = units.system == "UCUM" ? codeSafe(units.code) : std::string();
+  if (code.empty() && units.altSystem == "UCUM") code = codeSafe(units.altCode);
+  if (!code.empty()) {
     q.set("system", "http://unitsofmeasure.org");
-    q.set("code", units.code);
-  } else if (units.altSystem == "UCUM" && !units.altCode.empty()) {
-    q.set("system", "http://unitsofmeasure.org");
-    q.set("code", units.altCode);
+    q.set("code", code);
   }
   return q;
 }
