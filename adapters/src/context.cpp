@@ -101,6 +101,16 @@ std::string tidy(std::string_view in) {
 
 }  // namespace
 
+std::string shortCode(std::string_view s) {
+  if (s.empty() || s.size() > 7) return "(unreadable)";
+  for (char ch : s) {
+    if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_')) {
+      return "(unreadable)";
+    }
+  }
+  return std::string(s);
+}
+
 std::string cleanText(std::string_view s) {
   std::string out;
   for (char ch : s) {
@@ -249,14 +259,6 @@ std::string Ctx::create(std::string_view type, const Identity& id, Json resource
 
 std::string Ctx::urlFor(std::string_view type, const Identity& id) {
   return "urn:uuid:" + nameUuid(std::string(type) + "|" + id.system + "|" + id.value);
-}
-
-std::string Ctx::fullUrlOf(std::string_view type, const Identity& id) const {
-  const std::string key = std::string(type) + "|" + id.system + "|" + id.value;
-  for (const Entry& e : entries_) {
-    if (e.key == key) return e.fullUrl;
-  }
-  return {};
 }
 
 MappingResult Ctx::finish() {

@@ -73,8 +73,6 @@ class Ctx {
   // (the first); `added` tells the caller whether this call added it.
   std::string update(std::string_view type, const Identity& id, Json resource, bool* added = nullptr);
   std::string create(std::string_view type, const Identity& id, Json resource, bool* added = nullptr);
-  // The fullUrl of an entry already added, or "".
-  std::string fullUrlOf(std::string_view type, const Identity& id) const;
   // The fullUrl the entry of type + identity has or will have (a name-based UUID of both), so
   // that two resources can refer to each other (Patient.link both ways).
   static std::string urlFor(std::string_view type, const Identity& id);
@@ -167,6 +165,10 @@ inline bool allAlpha(std::string_view s) {
   }
   return true;
 }
+
+// A code from the message fit for an error text: itself when it is a short code ([A-Za-z0-9_],
+// at most 7 characters), else "(unreadable)" -- error texts must never carry patient data.
+std::string shortCode(std::string_view s);
 
 // A v2 value as a FHIR code: surrounding whitespace trimmed, inner runs of whitespace collapsed
 // to one space (FHIR code: [^\s]+( [^\s]+)*); "" when nothing is left.

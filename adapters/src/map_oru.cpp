@@ -133,7 +133,7 @@ bool setValue(Ctx& c, Json& obs, const Segment& obx) {
   const Element first = value.repetition(0);
   const Loc where = c.at(&obx, 5);
   if (value.repetitionCount() > 1 && type != "ST" && type != "TX" && type != "FT") {
-    c.warn(207, where, "OBX-5 repeats: only the first value of type " + type + " is mapped");
+    c.warn(207, where, "OBX-5 repeats: only the first value of type " + shortCode(type) + " is mapped");
   }
   if (type == "NM") {
     auto d = decimalOf(c, first, where);
@@ -183,7 +183,7 @@ bool setValue(Ctx& c, Json& obs, const Segment& obx) {
     }
     obs.set("valueTime", *t);
   } else if (isValueType(type)) {
-    c.error(207, c.at(&obx, 2), "OBX-2 value type " + type + " is not supported by the FHIR mapping");
+    c.error(207, c.at(&obx, 2), "OBX-2 value type " + shortCode(type) + " is not supported by the FHIR mapping");
     return false;
   } else {
     c.error(103, c.at(&obx, 2), "OBX-2 (value type) is not a code of HL7 table 0125");
@@ -382,7 +382,9 @@ void mapReport(Ctx& c, const Group& oo, const std::string& patientUrl, const std
   if (rc.effective) r.set("effectiveDateTime", *rc.effective);
   if (rc.issued) r.set("issued", *rc.issued);
   r.set("result", std::move(results));
-  c.update("DiagnosticReport", key, std::move(r));
+  bool added = false;
+  c.update("DiagnosticReport", key, std::move(r), &added);
+  if (!added) c.warn(207, c.at(obr, 3), "the same order number reports twice: the later OBR is ignored");
 }
 
 }  // namespace

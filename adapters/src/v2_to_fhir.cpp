@@ -43,11 +43,11 @@ MappingResult mapToFhir(const hl7::Message& msg, const MappingOptions& opts) {
   const std::string type = msg.messageType();
   const std::string trigger = msg.triggerEvent();
   if (!supportedType(type)) {
-    c.error(200, Loc{"MSH", 1, 9, 0, 1}, "message type " + type + " is not mapped to FHIR");
+    c.error(200, Loc{"MSH", 1, 9, 0, 1}, "message type " + shortCode(type) + " is not mapped to FHIR");
     return c.finish();
   }
   if (!supports(type, trigger)) {
-    c.error(201, Loc{"MSH", 1, 9, 0, 2}, "event " + type + "^" + trigger + " is not mapped to FHIR");
+    c.error(201, Loc{"MSH", 1, 9, 0, 2}, "event " + shortCode(type) + "^" + shortCode(trigger) + " is not mapped to FHIR");
     return c.finish();
   }
   try {
