@@ -316,15 +316,31 @@ void valuePredicate(Sql& q, const Criterion& c, const Value& v, const std::strin
 }
 
 // --- criteria ----------------------------------------------------------------------------------
+//
+// A criterion tests the id of a resource in one of two ways:
+//   set    idExpr IN (SELECT a.id FROM search_x a WHERE a.type = ? AND a.param = ? AND <values>)
+//          The planner can drive the query from it (through the value index).
+//   probe  EXISTS (SELECT 1 FROM search_x a WHERE a.type = ? AND a.id = idExpr AND a.param = ? ...)
+//          Checked per candidate row through the (type, id) index.
+// PostgreSQL turns both into semi-joins and picks the order from its statistics, so it gets sets.
+// SQLite materialises every IN list in full, so a broad criterion (code=, date=ge...) next to a
+// selective one (subject=) would cost as much as the broad one alone: there the most selective
+// criterion (by a static ranking, selectivity()) is the set and the others are probes, with
+// `+a.param` keeping SQLite on the (type, id) index for them. Negations (:not, :missing=true) are
+// always probes (NOT EXISTS): the complement of a value set is usually most of the table.
 
-// SELECT the ids of c.type's resources with an index row of c's parameter (matching one of its
-// values when withValues).
-void indexSet(Sql& q, const Criterion& c, bool withValues) {
-  const std::string a = q.alias('s');
-  q << "SELECT " << a << ".id FROM " << tableName(c.table) << " " << a << " WHERE " << a << ".type = ";
-  q.text(c.type) << " AND " << a << ".param = ";
-  q.text(c.param);
-  if (!withValues || c.values.empty()) return;
+struct Ctx {
+  std::string idExpr;  // SQL naming the id under test
+  bool live = true;    // idExpr only names live resources of the criterion's type
+  std::string row;     // alias of the resource_current row idExpr belongs to ("" if none)
+  bool probe = false;  // test per row rather than as a set
+};
+
+void condition(Sql& q, const Criterion& c, const Ctx& x);
+
+// The value predicates of c's OR-values on alias a: " AND (p1 OR p2 ...)".
+void valuesClause(Sql& q, const Criterion& c, const std::string& a) {
+  if (c.values.empty()) return;
   q << " AND (";
   for (size_t i = 0; i < c.values.size(); ++i) {
     if (i) q << " OR ";
@@ -335,23 +351,45 @@ void indexSet(Sql& q, const Criterion& c, bool withValues) {
   q << ")";
 }
 
-void condition(Sql& q, const Criterion& c, const std::string& idExpr, bool live, const std::string& row);
+// "a.param" for set lookups; for probes on SQLite "+a.param", which keeps the value index (whose
+// leading columns are type, param) out of the running so the (type, id) index serves the probe.
+std::string paramColumn(const Sql& q, const std::string& a, bool probe) {
+  return (probe && q.dialect() == SqlDialect::Sqlite ? "+" : "") + a + ".param";
+}
 
-// idExpr is NOT among the ids `set` selects; when idExpr may name resources that do not exist
-// (a reference's target), it must also name a live resource of c.type.
-template <class Set>
-void complement(Sql& q, const Criterion& c, const std::string& idExpr, bool live, Set&& set) {
-  if (live) {
-    q << idExpr << " NOT IN (";
-    set();
-    q << ")";
+// SELECT the ids of c.type's resources with an index row of c's parameter (matching its values
+// when withValues).
+void indexSet(Sql& q, const Criterion& c, bool withValues) {
+  const std::string a = q.alias('s');
+  q << "SELECT " << a << ".id FROM " << tableName(c.table) << " " << a << " WHERE " << a << ".type = ";
+  q.text(c.type) << " AND " << a << ".param = ";
+  q.text(c.param);
+  if (withValues) valuesClause(q, c, a);
+}
+
+// EXISTS (an index row of c's parameter for the resource idExpr [matching its values]).
+void indexProbe(Sql& q, const Criterion& c, const std::string& idExpr, bool withValues) {
+  const std::string a = q.alias('s');
+  q << "EXISTS (SELECT 1 FROM " << tableName(c.table) << " " << a << " WHERE " << a << ".type = ";
+  q.text(c.type) << " AND " << a << ".id = " << idExpr << " AND " << paramColumn(q, a, true) << " = ";
+  q.text(c.param);
+  if (withValues) valuesClause(q, c, a);
+  q << ")";
+}
+
+// Resources of c.type with no matching index row. When idExpr may name resources that do not
+// exist (a reference's target), it must also name a live resource of c.type.
+void negation(Sql& q, const Criterion& c, const Ctx& x, bool withValues) {
+  if (x.live) {
+    q << "NOT ";
+    indexProbe(q, c, x.idExpr, withValues);
     return;
   }
   const std::string r = q.alias('r');
-  q << idExpr << " IN (SELECT " << r << ".id FROM resource_current " << r << " WHERE " << r << ".type = ";
-  q.text(c.type) << " AND NOT " << r << ".deleted AND " << r << ".id NOT IN (";
-  set();
-  q << "))";
+  q << x.idExpr << " IN (SELECT " << r << ".id FROM resource_current " << r << " WHERE " << r << ".type = ";
+  q.text(c.type) << " AND NOT " << r << ".deleted AND NOT ";
+  indexProbe(q, c, r + ".id", withValues);
+  q << ")";
 }
 
 // Conditions on resource_current columns, for an id that is not a resource_current row here.
@@ -364,30 +402,35 @@ void onCurrentRow(Sql& q, const Criterion& c, const std::string& idExpr, Pred&& 
   q << ")";
 }
 
-// Appends a boolean SQL condition: the resource of c.type whose id is idExpr matches c.
-//   live: idExpr only names live resources of c.type (the outer row, or ids of index rows);
-//         false for reference targets, which may name deleted or absent resources.
-//   row:  alias of the resource_current row idExpr belongs to, or "" if there is none.
-void condition(Sql& q, const Criterion& c, const std::string& idExpr, bool live, const std::string& row) {
+// "SELECT a.id FROM search_reference a WHERE" (set) or "EXISTS (SELECT 1 FROM search_reference a
+// WHERE a.id = idExpr AND" (probe), then the type and parameter terms; the caller closes with
+// one ")" for probes.
+void referenceRows(Sql& q, const Criterion& c, const Ctx& x, const std::string& a) {
+  if (x.probe) {
+    q << "EXISTS (SELECT 1 FROM search_reference " << a << " WHERE " << a << ".type = ";
+    q.text(c.type) << " AND " << a << ".id = " << x.idExpr << " AND " << paramColumn(q, a, true);
+  } else {
+    q << x.idExpr << " IN (SELECT " << a << ".id FROM search_reference " << a << " WHERE " << a << ".type = ";
+    q.text(c.type) << " AND " << a << ".param";
+  }
+}
+
+void condition(Sql& q, const Criterion& c, const Ctx& x) {
   switch (c.kind) {
     case CritKind::Index:
+    case CritKind::Missing: {
+      const bool withValues = c.kind == CritKind::Index;
       if (c.negate) {
-        complement(q, c, idExpr, live, [&] { indexSet(q, c, true); });
+        negation(q, c, x, withValues);
+      } else if (x.probe) {
+        indexProbe(q, c, x.idExpr, withValues);
       } else {
-        q << idExpr << " IN (";
-        indexSet(q, c, true);
+        q << x.idExpr << " IN (";
+        indexSet(q, c, withValues);
         q << ")";
       }
       return;
-    case CritKind::Missing:
-      if (c.negate) {
-        complement(q, c, idExpr, live, [&] { indexSet(q, c, false); });
-      } else {
-        q << idExpr << " IN (";
-        indexSet(q, c, false);
-        q << ")";
-      }
-      return;
+    }
     case CritKind::Id: {
       auto list = [&](const std::string& col) {
         q << col << " IN (";
@@ -397,10 +440,10 @@ void condition(Sql& q, const Criterion& c, const std::string& idExpr, bool live,
         }
         q << ")";
       };
-      if (live) {
-        list(idExpr);
+      if (x.live) {
+        list(x.idExpr);
       } else {
-        onCurrentRow(q, c, idExpr, [&](const std::string& r) { list(r + ".id"); });
+        onCurrentRow(q, c, x.idExpr, [&](const std::string& r) { list(r + ".id"); });
       }
       return;
     }
@@ -415,26 +458,26 @@ void condition(Sql& q, const Criterion& c, const std::string& idExpr, bool live,
         }
         q << ")";
       };
-      // On the outer row only for a search across all types; otherwise as a membership test
-      // like every other criterion, which lets the planner drive it from the (type,
-      // last_updated) index instead of walking the type's rows in page order.
-      if (!row.empty() && c.type.empty()) {
-        preds(row);
+      // On the outer row when it is a probe (or a search across all types); as a set otherwise,
+      // which lets the planner drive it from the (type, last_updated) index instead of walking
+      // the type's rows in page order.
+      if (!x.row.empty() && (x.probe || c.type.empty())) {
+        preds(x.row);
       } else {
-        onCurrentRow(q, c, idExpr, preds);
+        onCurrentRow(q, c, x.idExpr, preds);
       }
       return;
     }
     case CritKind::Chain: {
       const std::string a = q.alias('s');
-      q << idExpr << " IN (SELECT " << a << ".id FROM search_reference " << a << " WHERE " << a << ".type = ";
-      q.text(c.type) << " AND " << a << ".param = ";
+      referenceRows(q, c, x, a);
+      q << " = ";
       q.text(c.param) << " AND (";
       for (size_t i = 0; i < c.inner.size(); ++i) {
         if (i) q << " OR ";
         q << "(" << a << ".target_type = ";
         q.text(c.inner[i].type) << " AND ";
-        condition(q, c.inner[i], a + ".target_id", false, "");
+        condition(q, c.inner[i], Ctx{a + ".target_id", false, "", false});
         q << ")";
       }
       q << "))";
@@ -442,11 +485,17 @@ void condition(Sql& q, const Criterion& c, const std::string& idExpr, bool live,
     }
     case CritKind::Has: {
       const std::string a = q.alias('s');
-      q << idExpr << " IN (SELECT " << a << ".target_id FROM search_reference " << a << " WHERE " << a << ".type = ";
+      if (x.probe) {
+        q << "EXISTS (SELECT 1 FROM search_reference " << a << " WHERE " << a << ".target_type = ";
+        q.text(c.type) << " AND " << a << ".target_id = " << x.idExpr << " AND " << a << ".type = ";
+      } else {
+        q << x.idExpr << " IN (SELECT " << a << ".target_id FROM search_reference " << a << " WHERE " << a
+          << ".target_type = ";
+        q.text(c.type) << " AND " << a << ".type = ";
+      }
       q.text(c.hasType) << " AND " << a << ".param = ";
-      q.text(c.param) << " AND " << a << ".target_type = ";
-      q.text(c.type) << " AND ";
-      condition(q, c.inner.at(0), a + ".id", true, "");
+      q.text(c.param) << " AND ";
+      condition(q, c.inner.at(0), Ctx{a + ".id", true, "", false});
       q << ")";
       return;
     }
@@ -455,8 +504,8 @@ void condition(Sql& q, const Criterion& c, const std::string& idExpr, bool live,
       q << "(";
       if (!c.params.empty()) {
         const std::string a = q.alias('s');
-        q << idExpr << " IN (SELECT " << a << ".id FROM search_reference " << a << " WHERE " << a << ".type = ";
-        q.text(c.type) << " AND " << a << ".param IN (";
+        referenceRows(q, c, x, a);
+        q << " IN (";
         for (size_t i = 0; i < c.params.size(); ++i) {
           if (i) q << ", ";
           q.text(c.params[i]);
@@ -467,13 +516,50 @@ void condition(Sql& q, const Criterion& c, const std::string& idExpr, bool live,
         if (owner) q << " OR ";
       }
       if (owner) {
-        q << idExpr << " = ";
+        q << x.idExpr << " = ";
         q.text(c.compartmentId);
       }
       if (c.params.empty() && !owner) q << "1 = 0";
       q << ")";
       return;
     }
+  }
+}
+
+// A static guess at how few resources a criterion selects (lower: fewer), for choosing SQLite's
+// driving set: ids first, then exact identifiers and references, then other values, ranges,
+// presence; negations never drive.
+int selectivity(const Criterion& c) {
+  switch (c.kind) {
+    case CritKind::Id: return 0;
+    case CritKind::Compartment: return 1;
+    case CritKind::Chain:
+    case CritKind::Has: return 3;
+    case CritKind::LastUpdated: return 5;
+    case CritKind::Missing: return c.negate ? 9 : 6;
+    case CritKind::Index: break;
+  }
+  if (c.negate) return 9;
+  bool exact = true;
+  for (const Value& v : c.values) {
+    switch (c.table) {
+      case IndexKind::Token: exact = exact && c.modifier != "text" && v.hasSystem && v.hasCode; break;
+      case IndexKind::Reference: exact = exact && (v.isUrl || !v.refType.empty()); break;
+      case IndexKind::String: exact = exact && c.modifier == "exact"; break;
+      case IndexKind::Uri: exact = exact && c.modifier.empty(); break;
+      default: exact = false;
+    }
+  }
+  if (exact) return 1;
+  switch (c.table) {
+    case IndexKind::Token:
+      return c.modifier == "text" ? 4 : 2;
+    case IndexKind::Reference:
+      return 2;
+    case IndexKind::String:
+      return c.modifier == "contains" ? 4 : 2;
+    default:
+      return 4;  // dates, numbers, quantities, uri prefixes
   }
 }
 
@@ -545,9 +631,22 @@ void branchSelect(Sql& q, const ParsedSearch& s, size_t bi, bool withSort) {
     q.text(b.type) << " AND ";
   }
   q << "NOT c.deleted";
-  for (const Criterion& c : b.criteria) {
+  // SQLite: one driving set, the rest probes (see condition()); PostgreSQL: sets throughout.
+  size_t driver = b.criteria.size();
+  if (q.dialect() == SqlDialect::Sqlite) {
+    int best = 9;
+    for (size_t i = 0; i < b.criteria.size(); ++i) {
+      const int rank = selectivity(b.criteria[i]);
+      if (rank < best) {
+        best = rank;
+        driver = i;
+      }
+    }
+  }
+  for (size_t i = 0; i < b.criteria.size(); ++i) {
     q << " AND ";
-    condition(q, c, "c.id", true, "c");
+    const bool probe = q.dialect() == SqlDialect::Sqlite && i != driver;
+    condition(q, b.criteria[i], Ctx{"c.id", true, "c", probe});
   }
 }
 

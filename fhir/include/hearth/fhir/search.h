@@ -18,6 +18,32 @@
 //
 // Errors are FhirError: 400 for malformed values, unknown parameters under strict handling, and
 // parameters this server cannot process; 404 for unknown types.
+//
+// Choices where R4 leaves room:
+//   - Unknown parameters, and known ones this server cannot process (composite and special
+//     parameters, _text, _content, _contained ...), are ignored under lenient handling: they are left
+//     out of the links and listed as warnings in an OperationOutcome entry (search.mode outcome).
+//     Malformed values, unknown prefixes and modifiers, and known but unsupported modifiers (token
+//     :in/:not-in/:above/:below) are 400 whatever the handling, with the parameter in
+//     issue.expression.
+//   - ap on dates: the value's range widened by 10% of the gap between it and now, at least one
+//     day each way; a target matches when its range overlaps that. ap on numbers and quantities:
+//     within 10% of the value.
+//   - eq on numbers uses the precision of the search value (100 means [99.5, 100.5), 1e2 means
+//     [50, 150)); the other prefixes compare with the value itself.
+//   - Paging is keyset paging: links carry an opaque _cursor (the sort values, type and id of the
+//     page's last row, with a checksum binding it to the search); a resource that existed when a
+//     walk began and whose sort values do not change is seen exactly once however the data changes
+//     meanwhile. There is no `previous` link; `first` restarts the walk. Tampered cursors, or
+//     cursors of another search, are 400.
+//   - Bundle.total: given with _total=accurate (and _total=estimate, answered with the same exact
+//     count), _summary=count and _count=0, and on a first page that holds every match; otherwise left
+//     out.
+//   - _sort on a parameter sorts by the resource's smallest value ascending and its largest
+//     descending (dates: start / end of the ranges); resources without a value come last either way.
+//     Ties end by type and id; the default order is by id.
+//   - Hostile input: at most 50 parameters, names of 256 bytes, values of 1024 bytes, 100
+//     comma-separated values, 4 chain / _has levels, 5 sort keys; beyond that 400 (too-costly).
 #include <memory>
 #include <optional>
 #include <string>
