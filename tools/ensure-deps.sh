@@ -2,12 +2,12 @@
 # Installs, with apt, whichever of Hearth's Debian packages are missing. Usage:
 #   tools/ensure-deps.sh build     # what building and running hearth needs
 #   tools/ensure-deps.sh test      # plus what the test suite needs (PostgreSQL, Redis, Node for ajv)
-#   tools/ensure-deps.sh bench     # plus wrk and nginx
+#   tools/ensure-deps.sh bench     # plus wrk, nginx, jq and python3 (bench/search_bench.sh)
 set -euo pipefail
 BUILD_PKGS=(build-essential cmake pkg-config libpoco-dev rapidjson-dev libxml2-dev libhiredis-dev
             libssl-dev libsqlite3-dev libpq-dev libcppunit-dev)
 TEST_PKGS=(postgresql redis-server nodejs npm iproute2 curl)
-BENCH_PKGS=(wrk nginx-light)
+BENCH_PKGS=(wrk nginx-light jq python3)
 
 want=("${BUILD_PKGS[@]}")
 case "${1:-build}" in

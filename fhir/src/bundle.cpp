@@ -1,5 +1,8 @@
 #include "hearth/fhir/bundle.h"
 
+#include <map>
+#include <vector>
+
 #include "hearth/fhir/json.h"
 #include "hearth/fhir/model.h"
 #include "hearth/fhir/service.h"
@@ -70,8 +73,11 @@ void BundleBuilder::addSearchEntry(std::string_view fullUrl, std::string_view re
                                    std::string_view mode) {
   if (!entries_.empty()) entries_ += ',';
   entries_ += '{';
-  appendString(entries_, "fullUrl", fullUrl);
-  entries_ += ",\"resource\":";
+  if (!fullUrl.empty()) {
+    appendString(entries_, "fullUrl", fullUrl);
+    entries_ += ',';
+  }
+  entries_ += "\"resource\":";
   entries_ += resourceJson;
   entries_ += ",\"search\":{";
   appendString(entries_, "mode", mode);
@@ -105,8 +111,88 @@ std::string BundleBuilder::finish() {
   return out;
 }
 
+namespace {
+
+// Search parameters the engine answers: every indexed kind, plus _id and _lastUpdated; composite
+// and special parameters, and the common ones nobody indexes (_text, _content, _query), are not
+// listed (search.cpp ignores them with a warning, or refuses them under strict handling).
+bool searchable(const SearchParamDef& p) {
+  if (p.code == "_id" || p.code == "_lastUpdated") return true;
+  if (p.code == "_text" || p.code == "_content" || p.code == "_query" || p.expression.empty()) return false;
+  return p.type == "string" || p.type == "token" || p.type == "date" || p.type == "number" || p.type == "quantity" ||
+         p.type == "reference" || p.type == "uri";
+}
+
+void appendStringArray(std::string& out, std::string_view key, const std::vector<std::string>& values) {
+  if (values.empty()) return;
+  out += ",\"";
+  out += key;
+  out += "\":[";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    appendJsonEscaped(out, values[i]);
+    out += '"';
+  }
+  out += ']';
+}
+
+// rest.resource[], the same for every request: built once from the model.
+const std::string& capabilityResources() {
+  static const std::string resources = [] {
+    const Model& model = Model::r4();
+    // Who can point at each type: "Source:param" for _revinclude.
+    std::map<std::string, std::vector<std::string>> revIncludes;
+    for (const std::string& source : model.resourceTypes()) {
+      for (const SearchParamDef& p : model.searchParams(source)) {
+        if (p.type != "reference" || !searchable(p)) continue;
+        for (const std::string& target : p.targets) revIncludes[target].push_back(source + ":" + p.code);
+      }
+    }
+    std::string out;
+    bool first = true;
+    for (const std::string& type : model.resourceTypes()) {
+      if (!first) out += ',';
+      first = false;
+      out += '{';
+      appendString(out, "type", type);
+      appendString(out += ',', "profile", "http://hl7.org/fhir/StructureDefinition/" + type);
+      out += ",\"interaction\":["
+             "{\"code\":\"read\"},{\"code\":\"vread\"},{\"code\":\"update\"},{\"code\":\"patch\"},"
+             "{\"code\":\"delete\"},{\"code\":\"history-instance\"},{\"code\":\"history-type\"},"
+             "{\"code\":\"create\"},{\"code\":\"search-type\"}],"
+             "\"versioning\":\"versioned-update\",\"readHistory\":true,\"updateCreate\":true,"
+             "\"conditionalCreate\":true,\"conditionalRead\":\"full-support\","
+             "\"conditionalUpdate\":true,\"conditionalDelete\":\"single\"";
+      std::vector<std::string> includes;
+      std::string params;
+      for (const SearchParamDef& p : model.searchParams(type)) {
+        if (!searchable(p)) continue;
+        if (p.type == "reference") includes.push_back(type + ":" + p.code);
+        if (!params.empty()) params += ',';
+        params += '{';
+        appendString(params, "name", p.code);
+        if (!p.url.empty()) appendString(params += ',', "definition", p.url);
+        appendString(params += ',', "type", p.type);
+        params += '}';
+      }
+      if (!includes.empty()) includes.push_back("*");
+      appendStringArray(out, "searchInclude", includes);
+      appendStringArray(out, "searchRevInclude", revIncludes[type]);
+      if (!params.empty()) out += ",\"searchParam\":[" + params + "]";
+      out += '}';
+    }
+    return out;
+  }();
+  return resources;
+}
+
+}  // namespace
+
 std::string capabilityStatementJson(std::string_view softwareVersion, std::string_view baseUrl) {
+  const std::string& resources = capabilityResources();
   std::string out;
+  out.reserve(resources.size() + 1024);
   out += "{\"resourceType\":\"CapabilityStatement\",\"id\":\"hearth\",\"status\":\"active\",";
   appendString(out, "date", nowInstant().text.substr(0, 10));
   out += ",\"publisher\":\"Hearth\",\"kind\":\"instance\",\"software\":{\"name\":\"Hearth\",";
@@ -114,22 +200,14 @@ std::string capabilityStatementJson(std::string_view softwareVersion, std::strin
   out += "},\"implementation\":{\"description\":\"Hearth FHIR R4 server\",";
   appendString(out, "url", baseUrl);
   out += "},\"fhirVersion\":\"4.0.1\",\"format\":[\"application/fhir+json\",\"json\",\"application/fhir+xml\",\"xml\"],"
+         "\"patchFormat\":[\"application/json-patch+json\"],"
          "\"rest\":[{\"mode\":\"server\",\"resource\":[";
-  bool first = true;
-  for (const std::string& type : Model::r4().resourceTypes()) {
-    if (!first) out += ',';
-    first = false;
-    out += '{';
-    appendString(out, "type", type);
-    appendString(out += ',', "profile", "http://hl7.org/fhir/StructureDefinition/" + type);
-    out += ",\"interaction\":["
-           "{\"code\":\"read\"},{\"code\":\"vread\"},{\"code\":\"update\"},{\"code\":\"delete\"},"
-           "{\"code\":\"history-instance\"},{\"code\":\"history-type\"},{\"code\":\"create\"}],"
-           "\"versioning\":\"versioned-update\",\"readHistory\":true,\"updateCreate\":true,"
-           "\"conditionalCreate\":false,\"conditionalRead\":\"not-supported\","
-           "\"conditionalUpdate\":false,\"conditionalDelete\":\"not-supported\"}";
-  }
-  out += "],\"interaction\":[{\"code\":\"history-system\"}]}]}";
+  out += resources;
+  out += "],\"interaction\":[{\"code\":\"transaction\"},{\"code\":\"batch\"},{\"code\":\"search-system\"},"
+         "{\"code\":\"history-system\"}],"
+         "\"searchParam\":[{\"name\":\"_id\",\"definition\":\"http://hl7.org/fhir/SearchParameter/Resource-id\","
+         "\"type\":\"token\"},{\"name\":\"_lastUpdated\","
+         "\"definition\":\"http://hl7.org/fhir/SearchParameter/Resource-lastUpdated\",\"type\":\"date\"}]}]}";
   return out;
 }
 

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <limits>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "hearth/fhir/fhirpath.h"
 
@@ -574,15 +575,12 @@ struct SearchIndexer::Impl {
   // Per type (same positions as `types`): the most rows one resource has produced so far, capped,
   // to reserve the result vector once instead of growing it row by row.
   std::unique_ptr<std::atomic<uint32_t>[]> rowHints;
-  size_t unparsable = 0;          // expressions skipped because they do not parse (expected: 0)
+  size_t unparsable = 0;          // (type, parameter) pairs skipped: expression does not parse (R4: 0)
 };
 
 std::string SearchIndexer::Impl::expressionFor(const std::string& type, const std::string& published) const {
   std::vector<std::string_view> parts;
-  if (!splitTopLevelUnion(published, parts) || parts.size() == 1) {
-    const std::string_view root = leadingIdentifier(published);
-    return model.isResourceType(root) && root != type ? std::string() : published;
-  }
+  if (!splitTopLevelUnion(published, parts)) return published;  // evaluated whole, as published
   std::string kept;
   size_t keptCount = 0;
   for (std::string_view part : parts) {
@@ -705,13 +703,14 @@ class RowBuilder {
   void codingRow(const Value& coding) {
     tokenRow(stringMember(coding, "system"), stringMember(coding, "code"), stringMember(coding, "display"));
   }
-  void identifierRows(const Value& identifier, const std::string& param) {
+  // An Identifier as a token of `param`; with `ofType`, also the rows :of-type searches use.
+  void identifierRows(const Value& identifier, const std::string& param, bool ofType) {
     const std::string_view system = stringMember(identifier, "system");
     const std::string_view value = stringMember(identifier, "value");
     const Value* type = member(identifier, "type");
     tokenRow(system, value, type ? stringMember(*type, "text") : std::string_view(), &param);
     // :of-type rows: the identifier type's coding system, and "<type code>|<value>".
-    if (!type || value.empty() || &param != param_) return;
+    if (!ofType || !type || value.empty()) return;
     forEachObject(*type, "coding", [&](const Value& coding) {
       const std::string_view typeCode = stringMember(coding, "code");
       if (typeCode.empty()) return;
@@ -748,7 +747,7 @@ class RowBuilder {
         // The concept's own text, for :text (alone when there are no codings).
         return tokenRow({}, {}, stringMember(v, "text"));
       case Shape::Identifier:
-        return identifierRows(v, *param_);
+        return identifierRows(v, *param_, true);
       case Shape::ContactPoint: {
         const std::string_view value = stringMember(v, "value");
         if (!value.empty()) tokenRow(stringMember(v, "system"), value, {});
@@ -882,7 +881,7 @@ class RowBuilder {
     const Value& v = *item.json();
     referenceRow(stringMember(v, "reference"));
     if (const Value* identifier = member(v, "identifier"); identifier && identifier->IsObject()) {
-      identifierRows(*identifier, *identifierParam_);
+      identifierRows(*identifier, *identifierParam_, false);
     }
   }
   void addUri(const FhirPathItem& item) {
@@ -904,8 +903,19 @@ class RowBuilder {
 }  // namespace
 
 SearchIndexer::SearchIndexer(const Model& model) : impl_(std::make_unique<Impl>(model)) {
+  // Parsed once per distinct text: many types share a parameter, and trimmed texts repeat.
   std::unordered_map<std::string, FhirPathExpression> parsed;
-  std::unordered_map<std::string, bool> failed;
+  std::unordered_set<std::string> refused;
+  const auto parseOnce = [&](const std::string& text) -> const FhirPathExpression* {
+    if (auto it = parsed.find(text); it != parsed.end()) return &it->second;
+    if (refused.count(text)) return nullptr;
+    try {
+      return &parsed.emplace(text, FhirPathExpression::parse(text)).first->second;
+    } catch (const FhirPathError&) {
+      refused.insert(text);
+      return nullptr;
+    }
+  };
   for (const std::string& type : model.resourceTypes()) {
     Impl::TypeParams tp;
     tp.type = type;
@@ -916,18 +926,14 @@ SearchIndexer::SearchIndexer(const Model& model) : impl_(std::make_unique<Impl>(
       }
       const std::string text = impl_->expressionFor(type, def.expression);
       if (text.empty()) continue;  // no alternative of the expression is about this type
-      auto it = parsed.find(text);
-      if (it == parsed.end()) {
-        if (failed.count(text)) continue;
-        try {
-          it = parsed.emplace(text, FhirPathExpression::parse(text)).first;
-        } catch (const FhirPathError&) {
-          failed.emplace(text, true);
-          ++impl_->unparsable;
-          continue;
-        }
+      const FhirPathExpression* expression = parseOnce(text);
+      // Should trimming ever produce text the parser refuses, the published whole still works.
+      if (!expression && text != def.expression) expression = parseOnce(def.expression);
+      if (!expression) {
+        ++impl_->unparsable;  // none for the R4 definitions; the parameter is then not indexed
+        continue;
       }
-      tp.params.push_back(Impl::Param{def.code, def.code + ":of-type", def.code + ":identifier", kind, it->second});
+      tp.params.push_back(Impl::Param{def.code, def.code + ":of-type", def.code + ":identifier", kind, *expression});
     }
     impl_->types.push_back(std::move(tp));
   }

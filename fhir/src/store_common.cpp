@@ -9,10 +9,12 @@
 #include <cctype>
 #include <charconv>
 #include <climits>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <map>
 #include <stdexcept>
+#include <tuple>
 
 #include "hearth/fhir/error.h"
 
@@ -360,6 +362,44 @@ bool isReadQuery(std::string_view sql) {
   std::string word;
   for (size_t k = i; k < end; ++k) word.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(sql[k]))));
   return word == "SELECT" || word == "WITH" || word == "VALUES";
+}
+
+bool indexable(const IndexRow& row) {
+  if (row.kind == IndexKind::Number || row.kind == IndexKind::Quantity) return !std::isnan(row.value);
+  return indexKindSlot(row.kind) >= 0 && indexKindSlot(row.kind) < kIndexKinds;
+}
+
+namespace {
+// The stored columns of a row, in table order, as a tuple of references.
+template <class Fn>
+bool compareStored(const IndexRow& a, const IndexRow& b, Fn&& cmp) {
+  switch (a.kind) {
+    case IndexKind::String:
+      return cmp(std::tie(a.param, a.text, a.exact), std::tie(b.param, b.text, b.exact));
+    case IndexKind::Token:
+      return cmp(std::tie(a.param, a.system, a.code, a.text), std::tie(b.param, b.system, b.code, b.text));
+    case IndexKind::Date:
+      return cmp(std::tie(a.param, a.lo, a.hi), std::tie(b.param, b.lo, b.hi));
+    case IndexKind::Number:
+      return cmp(std::tie(a.param, a.value), std::tie(b.param, b.value));
+    case IndexKind::Quantity:
+      return cmp(std::tie(a.param, a.system, a.code, a.unit, a.value),
+                 std::tie(b.param, b.system, b.code, b.unit, b.value));
+    case IndexKind::Reference:
+      return cmp(std::tie(a.param, a.refType, a.refId, a.url), std::tie(b.param, b.refType, b.refId, b.url));
+    case IndexKind::Uri:
+      return cmp(std::tie(a.param, a.text), std::tie(b.param, b.text));
+  }
+  return cmp(std::tie(a.param), std::tie(b.param));
+}
+}  // namespace
+
+bool storedLess(const IndexRow& a, const IndexRow& b) {
+  if (a.kind != b.kind) return a.kind < b.kind;
+  return compareStored(a, b, [](const auto& x, const auto& y) { return x < y; });
+}
+bool storedEqual(const IndexRow& a, const IndexRow& b) {
+  return a.kind == b.kind && compareStored(a, b, [](const auto& x, const auto& y) { return x == y; });
 }
 
 uint64_t lockKeyHash(std::string_view key) {

@@ -86,6 +86,19 @@ inline constexpr const char* kIndexTables[kIndexKinds] = {"search_string",   "se
                                                           "search_number",   "search_quantity",  "search_reference",
                                                           "search_uri"};
 inline int indexKindSlot(IndexKind k) { return static_cast<int>(k); }
+// The value columns of each index table (after type, id, param), and how many there are.
+inline constexpr const char* kIndexValueColumns[kIndexKinds] = {
+    "text, exact", "system, code, text", "lo, hi", "value", "system, code, unit, value",
+    "target_type, target_id, url", "value"};
+inline constexpr int kIndexValueCount[kIndexKinds] = {2, 3, 2, 1, 4, 3, 1};
+
+// Whether replaceIndex stores the row: a Number or Quantity value that is NaN is not (it is no
+// FHIR decimal, matches no search, and SQLite would store it as NULL).
+bool indexable(const IndexRow& row);
+// Order and equality of rows of one kind by what the store keeps of them (param and the kind's
+// value columns; fields the kind does not store are ignored).
+bool storedLess(const IndexRow& a, const IndexRow& b);
+bool storedEqual(const IndexRow& a, const IndexRow& b);
 
 // True if sql reads: its first keyword (after whitespace and opening parentheses) is SELECT, WITH
 // or VALUES. ResourceStore/StoreTransaction::query refuse anything else (transaction control,

@@ -25,6 +25,7 @@
 #include <limits>
 #include <mutex>
 #include <variant>
+#include <vector>
 #include <stdexcept>
 
 #include "hearth/fhir/error.h"
@@ -198,6 +199,66 @@ struct PgStmtDef {
 #define HIST_COLS "SELECT type, id, version, last_updated, deleted, seq, content, op"
 #define INSTANCE_TOTAL \
   ", (SELECT count(*) FROM resource_version WHERE type = $4 AND id = $5 AND last_updated_us >= $3) "
+// The replacement statement (kReplaceIndex): one round trip that writes only the rows that change.
+// Parameters: $1 type, $2 id, then per kind one array per column (param first, then the kind's
+// value columns), in IndexKind order. Per kind k:
+//   nK  the new rows, each numbered within its group of identical rows (1, 2 ... for repeats)
+//   oK  the stored rows of (type, id), numbered the same way, with their ctid
+//   dK  deletes the stored rows that have no new counterpart (same values, same number)
+//   iK  inserts the new rows that have no stored counterpart
+// so the stored rows end up exactly the new ones (as a multiset), and an update that leaves most
+// rows as they were (a reindex: all) writes no tuples, index entries or WAL for those. All parts
+// of a WITH see one snapshot: the deletes and inserts never see each other's rows.
+const std::string& replaceIndexSql() {
+  static const std::string sql = [] {
+    std::string out = "WITH ";
+    int param = 3;
+    for (int k = 0; k < kIndexKinds; ++k) {
+      const int width = 1 + kIndexValueCount[k];
+      std::vector<std::string> columns = {"param"};
+      {
+        std::string all = kIndexValueColumns[k];
+        for (size_t pos = 0; pos <= all.size();) {
+          size_t comma = all.find(',', pos);
+          if (comma == std::string::npos) comma = all.size();
+          std::string c = all.substr(pos, comma - pos);
+          while (!c.empty() && c.front() == ' ') c.erase(0, 1);
+          columns.push_back(c);
+          pos = comma + 1;
+        }
+      }
+      auto list = [&](const std::string& prefix, const std::string& sep) {
+        std::string r;
+        for (int c = 0; c < width; ++c) r += (c ? sep : "") + prefix + "c" + std::to_string(c);
+        return r;
+      };
+      const std::string n = "n" + std::to_string(k), o = "o" + std::to_string(k), table = kIndexTables[k];
+      std::string arrays, stored, matchNew, matchOld;
+      for (int c = 0; c < width; ++c) {
+        arrays += (c ? ", $" : "$") + std::to_string(param + c);
+        stored += ", " + columns[static_cast<size_t>(c)] + " AS c" + std::to_string(c);
+        matchNew += "n.c" + std::to_string(c) + " = o.c" + std::to_string(c) + " AND ";
+      }
+      out += n + " AS (SELECT " + list("", ", ") + ", row_number() OVER (PARTITION BY " + list("", ", ") +
+             ") AS k FROM unnest(" + arrays + ") AS u(" + list("", ", ") + ")), ";
+      std::string realColumns;
+      for (const auto& c : columns) realColumns += (realColumns.empty() ? "" : ", ") + c;
+      out += o + " AS (SELECT ctid AS t" + stored + ", row_number() OVER (PARTITION BY " + realColumns +
+             ") AS k FROM " + table + " WHERE type = $1 AND id = $2), ";
+      out += "d" + std::to_string(k) + " AS (DELETE FROM " + table + " WHERE ctid IN (SELECT o.t FROM " + o +
+             " o WHERE NOT EXISTS (SELECT 1 FROM " + n + " n WHERE " + matchNew + "n.k = o.k))), ";
+      std::string insertColumns = "type, id";
+      for (const auto& c : columns) insertColumns += ", " + c;
+      out += "i" + std::to_string(k) + " AS (INSERT INTO " + table + " (" + insertColumns + ") SELECT $1, $2, " +
+             list("n.", ", ") + " FROM " + n + " n WHERE NOT EXISTS (SELECT 1 FROM " + o + " o WHERE " + matchNew +
+             "n.k = o.k))" + (k + 1 < kIndexKinds ? ", " : " ");
+      param += width;
+    }
+    return out + "SELECT 1";
+  }();
+  return sql;
+}
+
 PgStmtDef defOf(PgStmt s) {
   constexpr std::array<Oid, kMaxStmtParams> kHistTypes = {kInt8, kInt8, kInt8, kText, kText};
   switch (s) {
@@ -276,34 +337,7 @@ PgStmtDef defOf(PgStmt s) {
               "SELECT count(*) FROM resource_version WHERE type = $4 AND id = $5 AND last_updated_us >= $3",
               5, kHistTypes};
     case kReplaceIndex:
-      // One round trip for the whole replacement: $1 type, $2 id, then per kind one array per
-      // column (param first), in IndexKind order; see replaceIndexParams. All sub-statements of a
-      // WITH see the snapshot taken at its start, so the deletes remove exactly the old rows and
-      // never the ones inserted next to them.
-      return {"hearth_replace_index_3",
-              "WITH "
-              "d0 AS (DELETE FROM search_string WHERE type = $1 AND id = $2), "
-              "d1 AS (DELETE FROM search_token WHERE type = $1 AND id = $2), "
-              "d2 AS (DELETE FROM search_date WHERE type = $1 AND id = $2), "
-              "d3 AS (DELETE FROM search_number WHERE type = $1 AND id = $2), "
-              "d4 AS (DELETE FROM search_quantity WHERE type = $1 AND id = $2), "
-              "d5 AS (DELETE FROM search_reference WHERE type = $1 AND id = $2), "
-              "d6 AS (DELETE FROM search_uri WHERE type = $1 AND id = $2), "
-              "i0 AS (INSERT INTO search_string (type, id, param, text, exact) "
-              "SELECT $1, $2, u.* FROM unnest($3, $4, $5) AS u), "
-              "i1 AS (INSERT INTO search_token (type, id, param, system, code, text) "
-              "SELECT $1, $2, u.* FROM unnest($6, $7, $8, $9) AS u), "
-              "i2 AS (INSERT INTO search_date (type, id, param, lo, hi) "
-              "SELECT $1, $2, u.* FROM unnest($10, $11, $12) AS u), "
-              "i3 AS (INSERT INTO search_number (type, id, param, value) "
-              "SELECT $1, $2, u.* FROM unnest($13, $14) AS u), "
-              "i4 AS (INSERT INTO search_quantity (type, id, param, system, code, unit, value) "
-              "SELECT $1, $2, u.* FROM unnest($15, $16, $17, $18, $19) AS u), "
-              "i5 AS (INSERT INTO search_reference (type, id, param, target_type, target_id, url) "
-              "SELECT $1, $2, u.* FROM unnest($20, $21, $22, $23) AS u), "
-              "i6 AS (INSERT INTO search_uri (type, id, param, value) "
-              "SELECT $1, $2, u.* FROM unnest($24, $25) AS u) "
-              "SELECT 1",
+      return {"hearth_replace_index_3", replaceIndexSql().c_str(),
               25,
               {kText,      kText,                                              // type, id
                kTextArray, kTextArray, kTextArray,                             // string
@@ -532,8 +566,8 @@ class IndexParams {
       cols.emplace_back(t == kInt8Array ? kInt8 : t == kFloat8Array ? kFloat8 : kText);
     }
     for (const IndexRow& row : rows) {
+      if (!indexable(row)) continue;  // NaN: not stored, as on SQLite
       const int k = indexKindSlot(row.kind);
-      if (k < 0 || k >= kIndexKinds) throw std::invalid_argument("replaceIndex: unknown index kind");
       PgArray* c = &cols[static_cast<size_t>(kFirst[static_cast<size_t>(k)])];
       c[0].text(row.param);
       switch (row.kind) {

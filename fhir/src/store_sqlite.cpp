@@ -26,6 +26,8 @@
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
+#include <utility>
 #include <variant>
 
 #include "hearth/fhir/error.h"
@@ -77,11 +79,18 @@ enum Stmt {
   kSavepoint,
   kReleaseSavepoint,
   kRollbackToSavepoint,
-  // Search index maintenance, one statement per IndexKind in kind order (kDeleteIndex + kind).
-  kDeleteIndex,
-  kInsertIndex = kDeleteIndex + kIndexKinds,
-  kStmtCount = kInsertIndex + kIndexKinds
+  kStmtCount
 };
+
+// Statements of the search index tables, one of each per IndexKind (see indexSql).
+enum IndexStmt {
+  kIndexSelect,     // the rows of (type, id): rowid, param, value columns
+  kIndexDeleteAll,  // every row of (type, id)
+  kIndexDeleteRow,  // one row by rowid
+  kIndexStmtKinds
+};
+// An INSERT carries up to this many rows (one statement per kind and row count, prepared on use).
+constexpr int kMaxInsertRows = 8;
 
 // A `since` query runs one of two plans. When few versions match (fewer than kSincePlanThreshold,
 // counted cheaply on the time index), it collects their seqs from the time index, sorts those
@@ -165,33 +174,43 @@ const char* sqlOf(Stmt s) {
       return "ROLLBACK TO hearth_unit";
     case kStmtCount:
       break;
-    default:
-      break;
   }
-  // The index statements: ?1 type, ?2 id, ?3 param, then the kind's value columns.
-  static const char* const kDeletes[kIndexKinds] = {
-      "DELETE FROM search_string WHERE type = ?1 AND id = ?2",
-      "DELETE FROM search_token WHERE type = ?1 AND id = ?2",
-      "DELETE FROM search_date WHERE type = ?1 AND id = ?2",
-      "DELETE FROM search_number WHERE type = ?1 AND id = ?2",
-      "DELETE FROM search_quantity WHERE type = ?1 AND id = ?2",
-      "DELETE FROM search_reference WHERE type = ?1 AND id = ?2",
-      "DELETE FROM search_uri WHERE type = ?1 AND id = ?2"};
-  static const char* const kInserts[kIndexKinds] = {
-      "INSERT INTO search_string (type, id, param, text, exact) VALUES (?1, ?2, ?3, ?4, ?5)",
-      "INSERT INTO search_token (type, id, param, system, code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-      "INSERT INTO search_date (type, id, param, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5)",
-      "INSERT INTO search_number (type, id, param, value) VALUES (?1, ?2, ?3, ?4)",
-      "INSERT INTO search_quantity (type, id, param, system, code, unit, value) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-      "INSERT INTO search_reference (type, id, param, target_type, target_id, url) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-      "INSERT INTO search_uri (type, id, param, value) VALUES (?1, ?2, ?3, ?4)"};
-  if (s >= kDeleteIndex && s < kInsertIndex) return kDeletes[s - kDeleteIndex];
-  if (s >= kInsertIndex && s < kStmtCount) return kInserts[s - kInsertIndex];
   return "";
 }
 #undef HIST_COLS
+
+std::string indexSql(IndexStmt s, int kind) {
+  const std::string table = kIndexTables[kind];
+  switch (s) {
+    case kIndexSelect:
+      return "SELECT rowid, param, " + std::string(kIndexValueColumns[kind]) + " FROM " + table +
+             " WHERE type = ?1 AND id = ?2";
+    case kIndexDeleteAll:
+      return "DELETE FROM " + table + " WHERE type = ?1 AND id = ?2";
+    case kIndexDeleteRow:
+      return "DELETE FROM " + table + " WHERE rowid = ?1";
+    case kIndexStmtKinds:
+      break;
+  }
+  return "";
+}
+
+// INSERT of `rows` rows into the kind's table: (type, id, param, values...) per row, numbered
+// parameters ?1, ?2 ... row after row.
+std::string indexInsertSql(int kind, int rows) {
+  const int width = 3 + kIndexValueCount[kind];
+  std::string sql = "INSERT INTO " + std::string(kIndexTables[kind]) + " (type, id, param, " +
+                    kIndexValueColumns[kind] + ") VALUES ";
+  for (int r = 0; r < rows; ++r) {
+    sql += r ? ", (" : "(";
+    for (int c = 0; c < width; ++c) {
+      if (c) sql += ", ";
+      sql += "?" + std::to_string(r * width + c + 1);
+    }
+    sql += ")";
+  }
+  return sql;
+}
 
 class SqliteConnection : public NativeConnection {
  public:
@@ -209,6 +228,18 @@ class SqliteConnection : public NativeConnection {
       }
     }
     return stmts_[s];
+  }
+
+  // Search index statements, compiled on first use and kept.
+  sqlite3_stmt* indexStatement(IndexStmt s, int kind) {
+    sqlite3_stmt*& st = indexStmts_[static_cast<size_t>(s)][static_cast<size_t>(kind)];
+    if (!st) st = prepare(indexSql(s, kind));
+    return st;
+  }
+  sqlite3_stmt* indexInsert(int kind, int rows) {
+    sqlite3_stmt*& st = indexInserts_[static_cast<size_t>(kind)][static_cast<size_t>(rows - 1)];
+    if (!st) st = prepare(indexInsertSql(kind, rows));
+    return st;
   }
 
   // The prepared statement of one dynamic read query (query()), from a small LRU cache keyed by
@@ -249,6 +280,10 @@ class SqliteConnection : public NativeConnection {
       if (st) sqlite3_finalize(st);
       st = nullptr;
     }
+    for (auto& perKind : indexStmts_)
+      for (auto& st : perKind) sqlite3_finalize(std::exchange(st, nullptr));
+    for (auto& perKind : indexInserts_)
+      for (auto& st : perKind) sqlite3_finalize(std::exchange(st, nullptr));
     for (auto& entry : cache_) sqlite3_finalize(entry.second);
     cacheIndex_.clear();
     cache_.clear();
@@ -256,9 +291,18 @@ class SqliteConnection : public NativeConnection {
   }
 
  private:
+  sqlite3_stmt* prepare(const std::string& sql) {
+    sqlite3_stmt* st = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr);
+    if (rc != SQLITE_OK) throwSqlite(db_, rc, "prepare");
+    return st;
+  }
+
   static constexpr size_t kQueryCacheSize = 64;
   sqlite3* db_;
   std::array<sqlite3_stmt*, kStmtCount> stmts_{};
+  std::array<std::array<sqlite3_stmt*, kIndexKinds>, kIndexStmtKinds> indexStmts_{};
+  std::array<std::array<sqlite3_stmt*, kMaxInsertRows>, kIndexKinds> indexInserts_{};
   // Dynamic statements, most recently used first; the index's keys view the list's strings.
   std::list<std::pair<std::string, sqlite3_stmt*>> cache_;
   std::unordered_map<std::string_view, std::list<std::pair<std::string, sqlite3_stmt*>>::iterator> cacheIndex_;
@@ -340,6 +384,7 @@ std::vector<SqlRow> runQuery(SqliteConnection& c, const SqlQuery& q) {
 class Running {
  public:
   Running(SqliteConnection& c, Stmt s) : db_(c.db()), st_(c.statement(s)) {}
+  Running(SqliteConnection& c, sqlite3_stmt* st) : db_(c.db()), st_(st) {}
   ~Running() {
     sqlite3_reset(st_);
     sqlite3_clear_bindings(st_);
@@ -373,6 +418,7 @@ class Running {
   }
 
   int64_t colInt(int c) const { return sqlite3_column_int64(st_, c); }
+  double colReal(int c) const { return sqlite3_column_double(st_, c); }
   std::string colBytes(int c) const {
     const void* p = sqlite3_column_blob(st_, c);
     int n = sqlite3_column_bytes(st_, c);
@@ -606,6 +652,90 @@ class WalCheckpointer {
   std::thread thread_;
 };
 
+std::string resourceKey(std::string_view type, std::string_view id) {
+  std::string key;
+  key.reserve(type.size() + 1 + id.size());
+  key.append(type).push_back('\0');
+  key.append(id);
+  return key;
+}
+
+// Binds the value columns of row (of its kind) from parameter `at` on.
+void bindIndexValues(Running& r, int at, const IndexRow& row) {
+  switch (row.kind) {
+    case IndexKind::String:
+      r.text(at, row.text);
+      r.text(at + 1, row.exact);
+      break;
+    case IndexKind::Token:
+      r.text(at, row.system);
+      r.text(at + 1, row.code);
+      r.text(at + 2, row.text);
+      break;
+    case IndexKind::Date:
+      r.int64(at, row.lo);
+      r.int64(at + 1, row.hi);
+      break;
+    case IndexKind::Number:
+      r.real(at, row.value);
+      break;
+    case IndexKind::Quantity:
+      r.text(at, row.system);
+      r.text(at + 1, row.code);
+      r.text(at + 2, row.unit);
+      r.real(at + 3, row.value);
+      break;
+    case IndexKind::Reference:
+      r.text(at, row.refType);
+      r.text(at + 1, row.refId);
+      r.text(at + 2, row.url);
+      break;
+    case IndexKind::Uri:
+      r.text(at, row.text);
+      break;
+  }
+}
+
+// A row of kind k as kIndexSelect returns it (column 1 param, then the value columns).
+IndexRow readIndexRow(const Running& r, int kind) {
+  IndexRow row;
+  row.kind = static_cast<IndexKind>(kind);
+  row.param = r.colBytes(1);
+  switch (row.kind) {
+    case IndexKind::String:
+      row.text = r.colBytes(2);
+      row.exact = r.colBytes(3);
+      break;
+    case IndexKind::Token:
+      row.system = r.colBytes(2);
+      row.code = r.colBytes(3);
+      row.text = r.colBytes(4);
+      break;
+    case IndexKind::Date:
+      row.lo = r.colInt(2);
+      row.hi = r.colInt(3);
+      break;
+    case IndexKind::Number:
+      row.value = r.colReal(2);
+      break;
+    case IndexKind::Quantity:
+      row.system = r.colBytes(2);
+      row.code = r.colBytes(3);
+      row.unit = r.colBytes(4);
+      row.value = r.colReal(5);
+      break;
+    case IndexKind::Reference:
+      row.refType = r.colBytes(2);
+      row.refId = r.colBytes(3);
+      row.url = r.colBytes(4);
+      break;
+    case IndexKind::Uri:
+      row.text = r.colBytes(2);
+      break;
+  }
+  return row;
+}
+
 class SqliteStore;
 
 class SqliteTransaction final : public StoreTransaction {
@@ -621,6 +751,7 @@ class SqliteTransaction final : public StoreTransaction {
   void releaseSavepoint() override { step(kReleaseSavepoint, "release savepoint"); }
   // ROLLBACK TO keeps the savepoint open; releasing it too keeps the nesting at one level.
   void rollbackToSavepoint() override {
+    fresh_.clear();  // a rolled-back create may have been among them: take nothing for fresh now
     step(kRollbackToSavepoint, "rollback to savepoint");
     step(kReleaseSavepoint, "release savepoint");
   }
@@ -648,6 +779,10 @@ class SqliteTransaction final : public StoreTransaction {
   std::unique_lock<std::timed_mutex> writer_;
   ConnectionPool::Lease lease_;
   bool open_ = false;
+  // Index bookkeeping (replaceIndex): resources this transaction created (put() of version 1)
+  // whose index it has not written yet, so there is nothing to replace; and resources whose index
+  // it wrote otherwise, which a later put() of version 1 must not take for fresh. Keys: type NUL id.
+  std::unordered_set<std::string> fresh_, indexed_;
 };
 
 SqliteTransaction::SqliteTransaction(std::timed_mutex& writerMutex, WalCheckpointer& checkpointer,
@@ -711,59 +846,92 @@ void SqliteTransaction::put(StoredVersion& v) {
     }
     if (sqlite3_changes(c.db()) != 1) throw StoreConflict();
     v.seq = seq;
+    // Version 1 exists only if no version did before: the resource has no index rows yet.
+    if (v.version == 1) {
+      std::string key = resourceKey(v.type, v.id);
+      if (!indexed_.count(key)) fresh_.insert(std::move(key));
+    }
   });
 }
 
+// Cost model: every index row is a b-tree insert into its table plus one into each of the table's
+// indexes (2-4), and each of those is a seek with record comparisons from the root. So the work
+// done is kept to the rows that change:
+//  - a resource this transaction created has no rows yet: nothing to find or delete;
+//  - a kind without new rows (all kinds for a deletion) deletes by (type, id) in one statement;
+//  - otherwise the stored rows are read and compared with the new ones, and only rows that
+//    vanished are deleted (by rowid) and only new ones inserted; an update usually leaves most
+//    rows as they were (and a reindex nearly all), which then costs a read instead of two writes.
+// Inserts go up to kMaxInsertRows per statement: one statement execution per kind instead of per row.
 void SqliteTransaction::replaceIndex(std::string_view type, std::string_view id,
                                      const std::vector<IndexRow>& rows) {
   guarded("sqlite index", [&] {
     SqliteConnection& c = conn();
-    for (int k = 0; k < kIndexKinds; ++k) {
-      Running r(c, static_cast<Stmt>(kDeleteIndex + k));
-      r.text(1, type);
-      r.text(2, id);
-      r.step("index delete");
-    }
+    std::string key = resourceKey(type, id);
+    const bool fresh = fresh_.erase(key) > 0;
+    if (!fresh) indexed_.insert(std::move(key));
+
+    // The rows to store, per kind, in storedLess order (equal rows stay: duplicates are kept as given).
+    std::array<std::vector<const IndexRow*>, kIndexKinds> wanted;
     for (const IndexRow& row : rows) {
-      const int k = indexKindSlot(row.kind);
-      if (k < 0 || k >= kIndexKinds) throw std::invalid_argument("replaceIndex: unknown index kind");
-      Running r(c, static_cast<Stmt>(kInsertIndex + k));
-      r.text(1, type);
-      r.text(2, id);
-      r.text(3, row.param);
-      switch (row.kind) {
-        case IndexKind::String:
-          r.text(4, row.text);
-          r.text(5, row.exact);
-          break;
-        case IndexKind::Token:
-          r.text(4, row.system);
-          r.text(5, row.code);
-          r.text(6, row.text);
-          break;
-        case IndexKind::Date:
-          r.int64(4, row.lo);
-          r.int64(5, row.hi);
-          break;
-        case IndexKind::Number:
-          r.real(4, row.value);
-          break;
-        case IndexKind::Quantity:
-          r.text(4, row.system);
-          r.text(5, row.code);
-          r.text(6, row.unit);
-          r.real(7, row.value);
-          break;
-        case IndexKind::Reference:
-          r.text(4, row.refType);
-          r.text(5, row.refId);
-          r.text(6, row.url);
-          break;
-        case IndexKind::Uri:
-          r.text(4, row.text);
-          break;
+      if (indexable(row)) wanted[static_cast<size_t>(indexKindSlot(row.kind))].push_back(&row);
+    }
+    for (int k = 0; k < kIndexKinds; ++k) {
+      auto& want = wanted[static_cast<size_t>(k)];
+      std::vector<char> kept(want.size(), 0);  // 1 = already stored
+      if (!fresh && want.empty()) {
+        Running r(c, c.indexStatement(kIndexDeleteAll, k));
+        r.text(1, type);
+        r.text(2, id);
+        r.step("index delete");
+        continue;
       }
-      r.step("index insert");
+      if (!fresh) {
+        std::sort(want.begin(), want.end(), [](const IndexRow* a, const IndexRow* b) { return storedLess(*a, *b); });
+        std::vector<int64_t> stale;
+        {
+          Running r(c, c.indexStatement(kIndexSelect, k));
+          r.text(1, type);
+          r.text(2, id);
+          while (r.step("index read")) {
+            const IndexRow old = readIndexRow(r, k);
+            auto it = std::lower_bound(want.begin(), want.end(), &old,
+                                       [](const IndexRow* a, const IndexRow* b) { return storedLess(*a, *b); });
+            size_t at = static_cast<size_t>(it - want.begin());
+            while (at < want.size() && kept[at] && storedEqual(*want[at], old)) ++at;
+            if (at < want.size() && storedEqual(*want[at], old)) {
+              kept[at] = 1;
+            } else {
+              stale.push_back(r.colInt(0));
+            }
+          }
+        }
+        for (int64_t rowid : stale) {
+          Running r(c, c.indexStatement(kIndexDeleteRow, k));
+          r.int64(1, rowid);
+          r.step("index delete");
+        }
+      }
+      // Insert what is not stored yet, kMaxInsertRows at a time.
+      const int width = 3 + kIndexValueCount[k];
+      size_t next = 0;
+      while (true) {
+        std::array<const IndexRow*, kMaxInsertRows> batch{};
+        int n = 0;
+        for (; next < want.size() && n < kMaxInsertRows; ++next) {
+          if (!kept[next]) batch[static_cast<size_t>(n++)] = want[next];
+        }
+        if (n == 0) break;
+        Running r(c, c.indexInsert(k, n));
+        for (int i = 0; i < n; ++i) {
+          const int at = i * width + 1;
+          r.text(at, type);
+          r.text(at + 1, id);
+          r.text(at + 2, batch[static_cast<size_t>(i)]->param);
+          bindIndexValues(r, at + 3, *batch[static_cast<size_t>(i)]);
+        }
+        r.step("index insert");
+      }
     }
   });
 }

@@ -61,9 +61,13 @@ Query parseQuery(std::string_view q) {
     if (part.empty()) continue;
     const size_t eq = part.find('=');
     std::string key, value;
+    // application/x-www-form-urlencoded: '+' is a space (a literal plus arrives as %2B). Poco's
+    // plusAsSpace only applies after a '?' in the string it decodes, so replace it here.
+    std::string raw(part);
+    std::replace(raw.begin(), raw.end(), '+', ' ');
     try {
-      Poco::URI::decode(std::string(part.substr(0, eq)), key, true);
-      if (eq != std::string_view::npos) Poco::URI::decode(std::string(part.substr(eq + 1)), value, true);
+      Poco::URI::decode(raw.substr(0, eq), key);
+      if (eq != std::string_view::npos) Poco::URI::decode(raw.substr(eq + 1), value);
     } catch (const Poco::Exception&) {
       throw FhirError(400, IssueType::Invalid, "Malformed percent-encoding in the query string");
     }

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
@@ -213,6 +212,13 @@ std::pair<int64_t, int64_t> range(const std::string& text) {
 bool rejected(const std::string& text) {
   int64_t lo = 0, hi = 0;
   return !fhirDateRange(text, lo, hi);
+}
+
+// CPU time of the calling thread: unlike wall time, not inflated by other processes.
+double threadCpuMicros() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
 }
 
 bool sanitized() {
@@ -837,11 +843,11 @@ class SearchIndexTest : public CppUnit::TestFixture {
       rowCount = indexer().extract(type, resource).size();
       const int rounds = 2000;
       double best = 1e300;
-      for (int attempt = 0; attempt < 3; ++attempt) {  // best of 3: other work on the machine
-        const auto start = std::chrono::steady_clock::now();
+      for (int attempt = 0; attempt < 3; ++attempt) {  // CPU time, best of 3: other work on the machine
+        const double start = threadCpuMicros();
         size_t total = 0;
         for (int i = 0; i < rounds; ++i) total += indexer().extract(type, resource).size();
-        const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
+        const double us = threadCpuMicros() - start;
         CPPUNIT_ASSERT_EQUAL(rowCount * rounds, total);
         best = std::min(best, us / rounds);
       }
@@ -856,9 +862,9 @@ class SearchIndexTest : public CppUnit::TestFixture {
               << " us\n";
     CPPUNIT_ASSERT(smallRows >= 15);
 #ifdef NDEBUG
-    const double bound = sanitized() ? 2000 : 200;
+    const double bound = sanitized() ? 5000 : 200;
 #else
-    const double bound = 2000;
+    const double bound = 5000;
 #endif
     CPPUNIT_ASSERT_MESSAGE("small Patient took " + std::to_string(smallUs) + " us", smallUs < bound);
     CPPUNIT_ASSERT_MESSAGE("example Observation took " + std::to_string(obsUs) + " us", obsUs < bound);

@@ -343,6 +343,8 @@ class StoreConformance : public CppUnit::TestFixture {
   CPPUNIT_TEST(testIndexReplaceAndQuery);
   CPPUNIT_TEST(testIndexReplaceRemovesOldRows);
   CPPUNIT_TEST(testIndexDeletionRemovesRows);
+  CPPUNIT_TEST(testIndexReplaceKeepsExactlyTheNewRows);
+  CPPUNIT_TEST(testIndexInTheCreatingTransaction);
   CPPUNIT_TEST(testIndexRollback);
   CPPUNIT_TEST(testIndexValuesWithNulBytes);
   CPPUNIT_TEST(testIndexReadersSeeWholeReplacements);
@@ -1276,6 +1278,76 @@ class StoreConformance : public CppUnit::TestFixture {
       tx->commit();
     }
     CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "r") == sortedRows({uriRow("url", "u")}));
+  }
+
+  // Whatever old and new rows share, the stored rows end up exactly the new ones: rows in common,
+  // rows that go, rows that come, repeated rows (counted as given), kinds that empty or fill,
+  // more rows of one kind than one statement carries. A NaN number is not stored.
+  void testIndexReplaceKeepsExactlyTheNewRows() {
+    auto many = [](const std::string& tag, int n) {
+      std::vector<IndexRow> rows;
+      for (int i = 0; i < n; ++i) rows.push_back(stringRow("given", tag + std::to_string(i), tag));
+      return rows;
+    };
+    const IndexRow a = tokenRow("identifier", "s", "a"), b = tokenRow("identifier", "s", "b"),
+                   c = tokenRow("identifier", "s", "c"), d = tokenRow("identifier", "s", "d");
+    std::vector<std::vector<IndexRow>> versions = {
+        {a, b, c, numberRow("n", 1)},
+        {b, c, d, numberRow("n", 1), numberRow("n", 2)},  // a goes, d and n=2 come
+        {a, a, b, dateRow("date", 1, 2)},                  // repeated rows, number kind emptied
+        {a, b, b, dateRow("date", 1, 2)},
+        many("x", 19),                                     // 8 + 8 + 3 per statement
+        many("x", 17),
+        [&] {
+          auto rows = many("y", 9);
+          rows.push_back(numberRow("nan", std::nan("")));
+          rows.push_back(numberRow("n", 3));
+          return rows;
+        }(),
+    };
+    int64_t version = 0;
+    for (const auto& rows : versions) {
+      writeIndexed(*store_, "Patient", "ex", ++version, rows);
+      std::vector<IndexRow> expected;
+      for (const IndexRow& r : rows)
+        if (!(r.kind == IndexKind::Number && std::isnan(r.value))) expected.push_back(r);
+      CPPUNIT_ASSERT_MESSAGE("version " + std::to_string(version),
+                             indexOf(queryOf(*store_), "Patient", "ex") == sortedRows(expected));
+    }
+  }
+
+  // A transaction that creates a resource may index it more than once, or index it before the put
+  // (both replace as usual), and a create rolled back to a savepoint leaves nothing behind.
+  void testIndexInTheCreatingTransaction() {
+    {
+      auto tx = store_->begin();
+      StoredVersion v = makeVersion("Patient", "twice", 1, instantAt(1));
+      tx->put(v);
+      tx->replaceIndex("Patient", "twice", everyKind("first"));
+      tx->replaceIndex("Patient", "twice", everyKind("second"));
+      tx->replaceIndex("Patient", "early", everyKind("early"));  // before its put
+      StoredVersion early = makeVersion("Patient", "early", 1, instantAt(1));
+      tx->put(early);
+      tx->replaceIndex("Patient", "early", {uriRow("url", "after-put")});
+      tx->commit();
+    }
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "twice") == sortedRows(everyKind("second")));
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "early") == sortedRows({uriRow("url", "after-put")}));
+    {
+      auto tx = store_->begin();
+      tx->savepoint();
+      StoredVersion v = makeVersion("Patient", "undone", 1, instantAt(2));
+      tx->put(v);
+      tx->replaceIndex("Patient", "undone", everyKind("undone"));
+      tx->rollbackToSavepoint();
+      tx->savepoint();
+      StoredVersion again = makeVersion("Patient", "undone", 1, instantAt(3));
+      tx->put(again);
+      tx->replaceIndex("Patient", "undone", everyKind("again"));
+      tx->releaseSavepoint();
+      tx->commit();
+    }
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Patient", "undone") == sortedRows(everyKind("again")));
   }
 
   // A deletion removes every row of the resource; re-creating it indexes it again.

@@ -17,7 +17,8 @@ class BundleBuilder {
   void addLink(std::string_view relation, std::string_view url);
   // A history entry: fullUrl, resource (absent for deletions), request and response.
   void addHistoryEntry(const StoredVersion& v, std::string_view base);
-  // A search match entry with raw resource bytes.
+  // A searchset entry with raw resource bytes; mode is match, include or outcome. An empty
+  // fullUrl is left out (the OperationOutcome of mode outcome has none).
   void addSearchEntry(std::string_view fullUrl, std::string_view resourceJson, std::string_view mode);
   std::string finish();
 
