@@ -357,6 +357,10 @@ class ResultsStoreTest : public CppUnit::TestFixture {
     CPPUNIT_ASSERT(seen.count("Observation/z-new"));
     // _count is capped by maxCount (100 here) and must be a number.
     CPPUNIT_ASSERT_EQUAL(std::string("100"), queryParam(page(*w_, {{"_count", "100000"}}).self, "_count"));
+    // _count=0: only the total.
+    const Page none = page(*w_, {{"_count", "0"}});
+    CPPUNIT_ASSERT(none.entries.empty() && none.next.empty());
+    CPPUNIT_ASSERT_EQUAL(13L, none.total);
     CPPUNIT_ASSERT_EQUAL(400, statusOf([&] { page(*w_, {{"_count", "ten"}}); }));
     CPPUNIT_ASSERT_EQUAL(400, statusOf([&] { page(*w_, {{"_count", "-1"}}); }));
   }
