@@ -10,7 +10,22 @@
 // required); conditional references ("Patient?identifier=sys|val": exactly one match, else the
 // transaction fails with 412); If-None-Exist, If-Match and conditional URLs on entries.
 // Batches: every entry on its own, each with its own status (an entry's failure is its response:
-// status + outcome OperationOutcome).
+// status + outcome OperationOutcome); references between batch entries are not resolved (R4).
+//
+// Details of this implementation (R4 leaves them open):
+// - GET/HEAD entries of a transaction are evaluated after the commit: they see its writes, and
+//   their failures are their own entries' statuses (they cannot roll the writes back).
+// - Conditional matches are resolved after the DELETEs, before any resource is written (so every
+//   id is known when references are rewritten); a conditional update or patch whose criteria would
+//   also match a resource this transaction creates fails with 400 (two entries writing one
+//   resource). Conditional references see the store after the DELETEs, and a conditional create of
+//   the same Bundle with the same criteria (that create's id).
+// - A urn:uuid: / urn:oid: reference that names no fullUrl of the transaction: 400.
+// - Conditional deletes in Bundles allow one match (several: 412).
+// - Ids of created resources are time-ordered UUIDs (version 7 layout) for index locality.
+// - At most 10,000 entries per Bundle (400 beyond).
+// - Delete entries answer "204 No Content" ("200 OK" with an outcome under
+//   ReturnPreference::OperationOutcome).
 //
 // Response Bundles (batch-response / transaction-response): one entry per request entry, in the
 // request's order, with response.status ("201 Created" ...), location, etag, lastModified and,
@@ -40,8 +55,10 @@ class InteractionProcessor {
   // One match: nothing written, returns that resource's current version (created=false; HTTP 200).
   // Several: 412. Race-free: two concurrent identical conditional creates create one resource.
   WriteOutcome conditionalCreate(std::string_view type, std::string_view body, std::string_view criteria);
-  // PUT [type]?criteria: no match -> create (with the body's id if it has one, else a new id);
-  // one match -> update it (a body id, if any, must equal the match's id, else 400); several -> 412.
+  // PUT [type]?criteria: no match -> create (with the body's id if it has one, else a new id; 409
+  // if a live resource already has that id, since it does not match the criteria; 412 with
+  // ifMatch); one match -> update it (a body id, if any, must equal the match's id, else 400);
+  // several -> 412.
   WriteOutcome conditionalUpdate(std::string_view type, std::string_view criteria, std::string_view body,
                                  std::optional<int64_t> ifMatch);
   // DELETE [type]?criteria: no match -> version 0 (nothing done); one -> deleted; several -> 412
@@ -51,6 +68,9 @@ class InteractionProcessor {
   // PATCH [type]/[id] with a JSON Patch document (RFC 6902: add, remove, replace, move, copy,
   // test): the patched resource is validated like an update; a failing `test` -> 422, a malformed
   // patch or a path that does not exist -> 400 (nothing written). Patching id or resourceType -> 400.
+  // A patch result that is not a valid resource -> 422. 404 unknown, 410 deleted, 412 If-Match.
+  // Race-free: the unit patches exactly the version it holds locked (a concurrent update between
+  // the read of the content and the write makes the unit re-read and re-apply).
   WriteOutcome patch(std::string_view type, std::string_view id, std::string_view jsonPatch,
                      std::optional<int64_t> ifMatch);
   // PATCH [type]?criteria: exactly one match is patched; none -> 404; several -> 412.
