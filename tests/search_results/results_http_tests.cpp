@@ -307,7 +307,8 @@ class ResultsHttpTest : public CppUnit::TestFixture {
     const HttpResponse first = client_->get(fhir("Patient/" + s.patient + "/$everything?_count=2"));
     assertStatus(200, first, "first page");
     std::string next;
-    for (const auto& l : first.json()["link"].GetArray())
+    const auto firstDoc = first.json();
+    for (const auto& l : firstDoc["link"].GetArray())
       if (std::string(l["relation"].GetString()) == "next") next = l["url"].GetString();
     HT_ASSERT("next link", !next.empty());
     const size_t at = next.find("_cursor=") + 8;
