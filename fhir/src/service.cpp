@@ -245,6 +245,7 @@ WriteOutcome ResourceService::create(std::string_view type, std::string_view bod
       }
       tx.put(v);
       tx.replaceIndex(type, v.id, index);
+      notifyWrite(tx, v);
     });
     return 0;
   });
@@ -304,6 +305,7 @@ WriteOutcome ResourceService::update(std::string_view type, std::string_view id,
       }
       tx.put(v);
       tx.replaceIndex(type, id, index);
+      notifyWrite(tx, v);
     });
     return 0;
   });
@@ -348,6 +350,7 @@ WriteOutcome ResourceService::remove(std::string_view type, std::string_view id,
       v.json.clear();
       tx.put(v);
       tx.replaceIndex(type, id, {});
+      notifyWrite(tx, v);
       wrote = true;
     });
     return 0;
@@ -458,6 +461,7 @@ WriteOutcome WriteContext::create(std::string_view type, std::string_view body, 
                   0, WriteOp::Create};
   tx_.put(v);
   tx_.replaceIndex(type, newId, svc_.indexer_.extract(type, doc));
+  svc_.notifyWrite(tx_, v);
   written_.push_back(v);
   return WriteOutcome{std::move(v), true};
 }
@@ -489,6 +493,7 @@ WriteOutcome WriteContext::update(std::string_view type, std::string_view id, st
   v.op = WriteOp::Update;
   tx_.put(v);
   tx_.replaceIndex(type, id, svc_.indexer_.extract(type, doc));
+  svc_.notifyWrite(tx_, v);
   written_.push_back(v);
   return WriteOutcome{std::move(v), !cur || cur->deleted};
 }
@@ -520,6 +525,7 @@ WriteOutcome WriteContext::remove(std::string_view type, std::string_view id, st
   v.deleted = true;
   tx_.put(v);
   tx_.replaceIndex(type, id, {});
+  svc_.notifyWrite(tx_, v);
   written_.push_back(v);
   return WriteOutcome{std::move(v), false};
 }

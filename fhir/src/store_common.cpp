@@ -364,6 +364,19 @@ bool isReadQuery(std::string_view sql) {
   return word == "SELECT" || word == "WITH" || word == "VALUES";
 }
 
+bool isIntegrationWrite(std::string_view sql) {
+  size_t i = 0;
+  while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
+  std::string lower;
+  lower.reserve(sql.size());
+  for (size_t k = i; k < sql.size(); ++k) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(sql[k]))));
+  const bool write = lower.rfind("insert", 0) == 0 || lower.rfind("update", 0) == 0 || lower.rfind("delete", 0) == 0;
+  if (!write) return false;
+  // Resource and index tables change only through put() / replaceIndex(), which keep them consistent.
+  return lower.find("resource_") == std::string::npos && lower.find("search_") == std::string::npos &&
+         lower.find("schema_") == std::string::npos;
+}
+
 bool indexable(const IndexRow& row) {
   if (row.kind == IndexKind::Number || row.kind == IndexKind::Quantity) return !std::isnan(row.value);
   return indexKindSlot(row.kind) >= 0 && indexKindSlot(row.kind) < kIndexKinds;

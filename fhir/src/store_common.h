@@ -104,6 +104,8 @@ bool storedEqual(const IndexRow& a, const IndexRow& b);
 // or VALUES. ResourceStore/StoreTransaction::query refuse anything else (transaction control,
 // writes), so a bug in a query builder cannot end or modify a transaction behind the store's back.
 bool isReadQuery(std::string_view sql);
+// INSERT, UPDATE or DELETE that names none of the resource and index tables (StoreTransaction::execute).
+bool isIntegrationWrite(std::string_view sql);
 
 // The key of StoreTransaction::lockKey as a 64-bit FNV-1a hash (stable across builds and nodes:
 // every node of a cluster must lock the same number for the same key).

@@ -44,6 +44,18 @@
 //   value is a double. No primary keys: rows are only ever found through (type, id) or by value.
 //   Also resource_current (type, last_updated): _lastUpdated filters and the default sort of a
 //   type's search (last_updated is fixed-width UTC text, so text order is time order).
+//
+// Version 4: the HL7v2 bridge's integration tables, written with StoreTransaction::execute.
+//   hl7_message  every inbound message, stored before any ACK leaves (store-before-ACK): the raw
+//                bytes (base64, since v2 messages may be 8-bit in any MSH-18 character set), the
+//                sender (MSH-3^MSH-4) and control id (MSH-10; unique per sender, so a resend is
+//                recognised), status received/processed/error/rejected, the error text and the ACK
+//                that was sent (base64), so a duplicate gets the original ACK again.
+//   hl7_outbox   outbound v2 messages made from FHIR writes, enqueued in the transaction of the
+//                write (so none is lost or sent for a write that rolled back), then delivered over
+//                MLLP by a dispatcher with retry and back-off; status pending/sent/failed, the
+//                partner's ACK code and the last error.
+//   Times are FHIR instants (text) plus epoch microseconds for ordering and due-time scans.
 #include "store_common.h"
 
 namespace hearth::fhir::storeimpl {
@@ -161,6 +173,46 @@ CREATE INDEX search_uri_value ON search_uri (type, param, value);
 CREATE INDEX search_uri_resource ON search_uri (type, id);
 
 CREATE INDEX resource_current_type_updated ON resource_current (type, last_updated);
+)SQL"},
+      {4, "HL7v2 message store and outbox", R"SQL(
+CREATE TABLE hl7_message (
+  id            TEXT PRIMARY KEY,
+  sender        TEXT NOT NULL,
+  control_id    TEXT NOT NULL,
+  message_type  TEXT NOT NULL,
+  received_at   TEXT NOT NULL,
+  received_us   BIGINT NOT NULL,
+  raw_b64       TEXT NOT NULL,
+  status        TEXT NOT NULL,
+  error         TEXT NOT NULL DEFAULT '',
+  ack_code      TEXT NOT NULL DEFAULT '',
+  ack_b64       TEXT NOT NULL DEFAULT '',
+  processed_at  TEXT NOT NULL DEFAULT '',
+  attempts      INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (sender, control_id)
+);
+CREATE INDEX hl7_message_status ON hl7_message (status, received_us);
+CREATE INDEX hl7_message_received ON hl7_message (received_us);
+
+
+CREATE TABLE hl7_outbox (
+  id              TEXT PRIMARY KEY,
+  route           TEXT NOT NULL,
+  message_type    TEXT NOT NULL,
+  control_id      TEXT NOT NULL,
+  source          TEXT NOT NULL,
+  payload_b64     TEXT NOT NULL,
+  status          TEXT NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_us BIGINT NOT NULL,
+  created_at      TEXT NOT NULL,
+  created_us      BIGINT NOT NULL,
+  sent_at         TEXT NOT NULL DEFAULT '',
+  ack_code        TEXT NOT NULL DEFAULT '',
+  last_error      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX hl7_outbox_due ON hl7_outbox (status, next_attempt_us);
+CREATE INDEX hl7_outbox_created ON hl7_outbox (created_us);
 )SQL"},
   };
   return steps;
@@ -281,6 +333,46 @@ CREATE INDEX search_uri_value ON search_uri (type, param, value);
 CREATE INDEX search_uri_resource ON search_uri (type, id);
 
 CREATE INDEX resource_current_type_updated ON resource_current (type, last_updated);
+)SQL"},
+      {4, "HL7v2 message store and outbox", R"SQL(
+CREATE TABLE hl7_message (
+  id            TEXT COLLATE "C" PRIMARY KEY,
+  sender        TEXT COLLATE "C" NOT NULL,
+  control_id    TEXT COLLATE "C" NOT NULL,
+  message_type  TEXT COLLATE "C" NOT NULL,
+  received_at   TEXT COLLATE "C" NOT NULL,
+  received_us   BIGINT NOT NULL,
+  raw_b64       TEXT NOT NULL,
+  status        TEXT COLLATE "C" NOT NULL,
+  error         TEXT NOT NULL DEFAULT '',
+  ack_code      TEXT COLLATE "C" NOT NULL DEFAULT '',
+  ack_b64       TEXT NOT NULL DEFAULT '',
+  processed_at  TEXT COLLATE "C" NOT NULL DEFAULT '',
+  attempts      INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (sender, control_id)
+);
+CREATE INDEX hl7_message_status ON hl7_message (status, received_us);
+CREATE INDEX hl7_message_received ON hl7_message (received_us);
+
+
+CREATE TABLE hl7_outbox (
+  id              TEXT COLLATE "C" PRIMARY KEY,
+  route           TEXT COLLATE "C" NOT NULL,
+  message_type    TEXT COLLATE "C" NOT NULL,
+  control_id      TEXT COLLATE "C" NOT NULL,
+  source          TEXT COLLATE "C" NOT NULL,
+  payload_b64     TEXT NOT NULL,
+  status          TEXT COLLATE "C" NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_us BIGINT NOT NULL,
+  created_at      TEXT COLLATE "C" NOT NULL,
+  created_us      BIGINT NOT NULL,
+  sent_at         TEXT COLLATE "C" NOT NULL DEFAULT '',
+  ack_code        TEXT COLLATE "C" NOT NULL DEFAULT '',
+  last_error      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX hl7_outbox_due ON hl7_outbox (status, next_attempt_us);
+CREATE INDEX hl7_outbox_created ON hl7_outbox (created_us);
 )SQL"},
   };
   return steps;

@@ -752,11 +752,10 @@ SqlValue pgValue(const PgResult& r, int row, int col, Oid type) {
   }
 }
 
-// Runs one generic read query on c (PQexecParams: parse, bind and execute in one round trip, with
-// a plan made for these values). Integers and doubles go as binary int8 / float8, text as text of
+// Runs one generic statement on c (PQexecParams: parse, bind and execute in one round trip, with
+// a plan made for these values); runQuery (reads) and execute (integration writes) check its kind. Integers and doubles go as binary int8 / float8, text as text of
 // a type the server infers from the context, NULL untyped. Errors -> StoreUnavailable.
-std::vector<SqlRow> runQuery(PgConnection& c, const SqlQuery& q) {
-  if (!isReadQuery(q.sql)) throw StoreUnavailable(queryError("postgresql", "not a read query", q.sql));
+PgResult execQuery(PgConnection& c, const SqlQuery& q) {
   size_t placeholders = 0;
   const std::string sql = numberPlaceholders(q.sql, placeholders);
   if (placeholders != q.params.size()) {
@@ -801,6 +800,12 @@ std::vector<SqlRow> runQuery(PgConnection& c, const SqlQuery& q) {
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
     throw StoreUnavailable(queryError("postgresql", (state.empty() ? "" : "[" + state + "] ") + text, q.sql));
   }
+  return r;
+}
+
+std::vector<SqlRow> runQuery(PgConnection& c, const SqlQuery& q) {
+  if (!isReadQuery(q.sql)) throw StoreUnavailable(queryError("postgresql", "not a read query", q.sql));
+  const PgResult r = execQuery(c, q);
   const int rows = r.rows(), columns = PQnfields(r.get());
   std::vector<Oid> columnTypes(static_cast<size_t>(columns));
   for (int col = 0; col < columns; ++col) columnTypes[static_cast<size_t>(col)] = PQftype(r.get(), col);
@@ -904,6 +909,16 @@ class PgTransaction final : public StoreTransaction {
 
   std::vector<SqlRow> query(const SqlQuery& q) override {
     return guarded("postgresql query", [&] { return runQuery(conn(), q); });
+  }
+  int64_t execute(const SqlQuery& q) override {
+    if (!isIntegrationWrite(q.sql)) {
+      throw StoreUnavailable(queryError("postgresql", "not an integration-table write", q.sql));
+    }
+    return guarded("postgresql execute", [&] {
+      const PgResult r = execQuery(conn(), q);
+      const char* n = PQcmdTuples(r.get());
+      return static_cast<int64_t>(n && *n ? std::strtoll(n, nullptr, 10) : 0);
+    });
   }
 
   // A transaction-scoped advisory lock on the key's 64-bit hash, split into the two-int4 form

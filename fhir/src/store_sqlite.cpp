@@ -313,14 +313,9 @@ class SqliteConnection : public NativeConnection {
   std::unordered_map<std::string_view, std::list<std::pair<std::string, sqlite3_stmt*>>::iterator> cacheIndex_;
 };
 
-// Runs one generic read query (ResourceStore::query, StoreTransaction::query) on c and resets the
-// statement before returning, so no read transaction stays open. Errors -> StoreUnavailable.
-std::vector<SqlRow> runQuery(SqliteConnection& c, const SqlQuery& q) {
-  if (!isReadQuery(q.sql)) throw StoreUnavailable(queryError("sqlite", "not a read query", q.sql));
+// Binds q's values to the statement st (cached on c); the caller resets it (StatementReset).
+void bindQuery(SqliteConnection& c, sqlite3_stmt* st, const SqlQuery& q) {
   sqlite3* db = c.db();
-  sqlite3_stmt* st = c.cached(q.sql);
-  // SELECT ... with a data-modifying CTE, or a function with side effects such as a write: refused.
-  if (!sqlite3_stmt_readonly(st)) throw StoreUnavailable(queryError("sqlite", "not a read query", q.sql));
   const int declared = sqlite3_bind_parameter_count(st);
   if (declared != static_cast<int>(q.params.size())) {
     throw StoreUnavailable(queryError("sqlite",
@@ -328,13 +323,6 @@ std::vector<SqlRow> runQuery(SqliteConnection& c, const SqlQuery& q) {
                                           std::to_string(q.params.size()) + " values given",
                                       q.sql));
   }
-  struct Reset {
-    sqlite3_stmt* st;
-    ~Reset() {
-      sqlite3_reset(st);
-      sqlite3_clear_bindings(st);
-    }
-  } reset{st};
   for (int i = 0; i < declared; ++i) {
     const SqlValue& v = q.params[static_cast<size_t>(i)];
     int rc = SQLITE_OK;
@@ -349,6 +337,40 @@ std::vector<SqlRow> runQuery(SqliteConnection& c, const SqlQuery& q) {
     }
     if (rc != SQLITE_OK) throw StoreUnavailable(queryError("sqlite", sqlite3_errmsg(db), q.sql));
   }
+}
+
+struct StatementReset {
+  sqlite3_stmt* st;
+  ~StatementReset() {
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+  }
+};
+
+// One INSERT/UPDATE/DELETE on the integration tables (StoreTransaction::execute).
+int64_t runWrite(SqliteConnection& c, const SqlQuery& q) {
+  if (!isIntegrationWrite(q.sql)) throw StoreUnavailable(queryError("sqlite", "not an integration-table write", q.sql));
+  sqlite3_stmt* st = c.cached(q.sql);
+  StatementReset reset{st};
+  bindQuery(c, st, q);
+  for (;;) {
+    const int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) throw StoreUnavailable(queryError("sqlite", sqlite3_errmsg(c.db()), q.sql));
+  }
+  return static_cast<int64_t>(sqlite3_changes64(c.db()));
+}
+
+// Runs one generic read query (ResourceStore::query, StoreTransaction::query) on c and resets the
+// statement before returning, so no read transaction stays open. Errors -> StoreUnavailable.
+std::vector<SqlRow> runQuery(SqliteConnection& c, const SqlQuery& q) {
+  if (!isReadQuery(q.sql)) throw StoreUnavailable(queryError("sqlite", "not a read query", q.sql));
+  sqlite3* db = c.db();
+  sqlite3_stmt* st = c.cached(q.sql);
+  // SELECT ... with a data-modifying CTE, or a function with side effects such as a write: refused.
+  if (!sqlite3_stmt_readonly(st)) throw StoreUnavailable(queryError("sqlite", "not a read query", q.sql));
+  StatementReset reset{st};
+  bindQuery(c, st, q);
   std::vector<SqlRow> rows;
   const int columns = sqlite3_column_count(st);
   for (;;) {
@@ -763,6 +785,9 @@ class SqliteTransaction final : public StoreTransaction {
   void replaceIndex(std::string_view type, std::string_view id, const std::vector<IndexRow>& rows) override;
   std::vector<SqlRow> query(const SqlQuery& q) override {
     return guarded("sqlite query", [&] { return runQuery(conn(), q); });
+  }
+  int64_t execute(const SqlQuery& q) override {
+    return guarded("sqlite execute", [&] { return runWrite(conn(), q); });
   }
   // Nothing to do: the store has one writer at a time (writerMutex_ in this process, BEGIN
   // IMMEDIATE across processes), held until this transaction ends, so no other check-then-write

@@ -315,6 +315,7 @@ std::vector<std::string> idsWithToken(const QueryFn& query, const std::string& t
 
 class StoreConformance : public CppUnit::TestFixture {
   CPPUNIT_TEST_SUITE(StoreConformance);
+  CPPUNIT_TEST(testExecuteIntegrationTables);
   CPPUNIT_TEST(testPutReadVread);
   CPPUNIT_TEST(testVersionsKept);
   CPPUNIT_TEST(testDeletionMarker);
@@ -1517,6 +1518,57 @@ class StoreConformance : public CppUnit::TestFixture {
 
   // Malformed queries fail as StoreUnavailable, never a crash; the store (and a transaction rolled
   // back to its savepoint) goes on working. Only reads are accepted.
+  // execute(): integration-table writes commit and roll back with the transaction; resource and
+  // index tables, reads and anything else are refused and leave the transaction usable.
+  void testExecuteIntegrationTables() {
+    const std::string insert =
+        "INSERT INTO hl7_message (id, sender, control_id, message_type, received_at, received_us, raw_b64, status) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+    auto row = [](const std::string& id, const std::string& control) {
+      return std::vector<SqlValue>{id, std::string("LAB^HOSP"), control, std::string("ORU^R01"), instantAt(1),
+                                   int64_t{1000}, std::string("TVNI"), std::string("received")};
+    };
+    const std::string count = "SELECT count(*) FROM hl7_message";
+    {
+      auto tx = store_->begin();
+      CPPUNIT_ASSERT_EQUAL(int64_t(1), tx->execute({insert, row("m1", "c1")}));
+      tx->savepoint();
+      // Same sender and control id: the unique key refuses it, the transaction stays usable.
+      CPPUNIT_ASSERT_THROW(tx->execute({insert, row("m2", "c1")}), StoreUnavailable);
+      tx->rollbackToSavepoint();
+      const std::vector<SqlQuery> refused = {
+          {"UPDATE resource_current SET version = 9", {}},
+          {"DELETE FROM search_token", {}},
+          {"SELECT 1", {}},
+          {"CREATE TABLE x (a INTEGER)", {}},
+          {"DROP TABLE hl7_message", {}},
+          {"", {}},
+      };
+      for (const SqlQuery& q : refused) {
+        tx->savepoint();
+        CPPUNIT_ASSERT_THROW_MESSAGE(q.sql, tx->execute(q), StoreUnavailable);
+        tx->rollbackToSavepoint();
+      }
+      CPPUNIT_ASSERT_EQUAL(int64_t(1),
+                           tx->execute({"UPDATE hl7_message SET status = ? WHERE id = ?",
+                                        {std::string("processed"), std::string("m1")}}));
+      CPPUNIT_ASSERT_EQUAL(int64_t(0), tx->execute({"UPDATE hl7_message SET status = ? WHERE id = ?",
+                                                    {std::string("processed"), std::string("none")}}));
+      tx->commit();
+    }
+    CPPUNIT_ASSERT_EQUAL(int64_t(1), i64(store_->query({count, {}})[0][0]));
+    {
+      auto tx = store_->begin();
+      tx->execute({insert, row("m3", "c3")});
+      // no commit: rolled back when the transaction is dropped
+    }
+    CPPUNIT_ASSERT_EQUAL(int64_t(1), i64(store_->query({count, {}})[0][0]));
+    const auto rows = store_->query({"SELECT status, error, ack_code FROM hl7_message WHERE id = ?", {std::string("m1")}});
+    CPPUNIT_ASSERT_EQUAL(std::string("processed"), str(rows.at(0)[0]));
+    CPPUNIT_ASSERT_EQUAL(std::string(""), str(rows.at(0)[1]));  // defaults, not NULL
+    CPPUNIT_ASSERT_EQUAL(std::string(""), str(rows.at(0)[2]));
+  }
+
   void testQueryErrors() {
     writeIndexed(*store_, "Patient", "e", 1, everyKind("e"));
     const std::string two = "SELECT id FROM resource_current WHERE type = ? AND id = ?";

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "hearth/fhir/error.h"
 #include "hearth/fhir/group_commit.h"
@@ -96,6 +97,15 @@ class ResourceService {
 
   const SearchIndexer& indexer() const { return indexer_; }
 
+  // Called for every version written (create, update, delete; plain interactions and atomic
+  // units alike) inside the transaction that writes it, after put() and replaceIndex(): what an
+  // observer writes with tx.execute() commits or rolls back with the version (the HL7 outbox,
+  // subscriptions and audit build on this). A unit that is retried calls it again for the new
+  // attempt. An exception from an observer rolls the write back and propagates (StoreUnavailable
+  // as 503, like any store failure). Register observers before the service handles requests.
+  using WriteObserver = std::function<void(StoreTransaction& tx, const StoredVersion& v)>;
+  void addWriteObserver(WriteObserver observer) { observers_.push_back(std::move(observer)); }
+
   // 404 unless `type` is a concrete R4 resource type; 400 unless `id` is a valid FHIR id.
   void checkType(std::string_view type) const;
   static void checkId(std::string_view id);
@@ -114,6 +124,9 @@ class ResourceService {
   // Runs one unit of work atomically: through the group committer, or in its own transaction.
   void runUnit(const GroupCommitter::Unit& unit);
   void remember(const StoredVersion& v);
+  void notifyWrite(StoreTransaction& tx, const StoredVersion& v) const {
+    for (const WriteObserver& o : observers_) o(tx, v);
+  }
 
   ResourceStore& store_;
   const Model& model_;
@@ -121,6 +134,7 @@ class ResourceService {
   SearchIndexer indexer_;
   ServiceOptions options_;
   std::unique_ptr<CurrentVersionCache> cache_;
+  std::vector<WriteObserver> observers_;
   std::unique_ptr<GroupCommitter> committer_;  // declared last: stopped first
 };
 

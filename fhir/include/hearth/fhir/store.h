@@ -112,6 +112,13 @@ class StoreTransaction {
   // write (conditional create, conditional update) cannot race another one with the same key.
   // PostgreSQL: pg_advisory_xact_lock(hash of key). SQLite: nothing to do (one writer at a time).
   virtual void lockKey(std::string_view key) = 0;
+  // Runs one INSERT, UPDATE or DELETE on the integration tables (hl7_message, hl7_outbox and the
+  // like) inside this transaction and returns the number of rows it changed. Resource and index
+  // tables (resource_*, search_*) are written only through put() and replaceIndex(): a statement
+  // naming them is refused, as is anything that is not one of those three statements.
+  // Throws StoreUnavailable on SQL errors (constraint violations included; the message, for logs,
+  // may contain the SQL).
+  virtual int64_t execute(const SqlQuery& q) = 0;
 };
 
 struct HistoryQuery {
