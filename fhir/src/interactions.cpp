@@ -768,6 +768,8 @@ class BundleRun {
  public:
   BundleRun(ResourceService& service, SearchEngine& search, const std::string& baseUrl, ReturnPreference pref)
       : service_(service), search_(search), base_(baseUrl), pref_(pref) {}
+  // Extra writes inside a transaction's unit (processTransactionWith); transactions only.
+  void setInUnit(std::function<void(StoreTransaction&)> fn) { inUnit_ = std::move(fn); }
 
   std::string run(std::string_view body) {
     ParsedBundle parsed = parseBundle(body);
@@ -783,6 +785,9 @@ class BundleRun {
                       "Bundle.type");
     }
     transaction_ = sv(*type) == "transaction";
+    if (inUnit_ && !transaction_) {
+      throw FhirError(400, IssueType::Invalid, "Bundle.type must be transaction here", "Bundle.type");
+    }
     const rapidjson::Value* list = member(doc, "entry");
     if (list && !list->IsArray()) throw FhirError(400, IssueType::Structure, "Bundle.entry must be an array", "Bundle.entry");
     const size_t n = list ? list->Size() : 0;
@@ -1071,6 +1076,7 @@ class BundleRun {
       RefMap refs = staticRefs;
       for (const std::string& l : locks) ctx.tx().lockKey(l);
       transactionUnit(ctx, cache, refs, results);
+      if (inUnit_) inUnit_(ctx.tx());
       results_ = std::move(results);
     });
     for (const Entry& e : entries_) {
@@ -1574,6 +1580,7 @@ class BundleRun {
   SearchEngine& search_;
   const std::string& base_;
   ReturnPreference pref_;
+  std::function<void(StoreTransaction&)> inUnit_;
   bool transaction_ = false;
   std::vector<Entry> entries_;
   std::vector<std::string> urls_;  // entry.request.url, by entry index
@@ -1585,6 +1592,14 @@ class BundleRun {
 std::string InteractionProcessor::processBundle(std::string_view bundleJson, const std::string& baseUrl,
                                                 ReturnPreference pref) {
   BundleRun run(service_, search_, baseUrl, pref);
+  return run.run(bundleJson);
+}
+
+std::string InteractionProcessor::processTransactionWith(std::string_view bundleJson, const std::string& baseUrl,
+                                                         ReturnPreference pref,
+                                                         const std::function<void(StoreTransaction&)>& inUnit) {
+  BundleRun run(service_, search_, baseUrl, pref);
+  run.setInUnit(inUnit);
   return run.run(bundleJson);
 }
 

@@ -30,6 +30,7 @@
 // Response Bundles (batch-response / transaction-response): one entry per request entry, in the
 // request's order, with response.status ("201 Created" ...), location, etag, lastModified and,
 // per `returnPref`, the resource or an OperationOutcome.
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,6 +51,14 @@ class InteractionProcessor {
   // locations, and absolute references to this server).
   std::string processBundle(std::string_view bundleJson, const std::string& baseUrl,
                             ReturnPreference pref = ReturnPreference::Representation);
+
+  // A transaction Bundle whose writes commit together with the caller's own writes to the
+  // integration tables (StoreTransaction::execute): `inUnit` runs inside the unit after every
+  // entry succeeded, before the commit; it may run more than once (a unit that lost a race is
+  // retried) and what it throws rolls everything back and propagates. 400 for a batch (its
+  // entries commit separately). The HL7 bridge stores a message and its resources in one commit.
+  std::string processTransactionWith(std::string_view bundleJson, const std::string& baseUrl, ReturnPreference pref,
+                                     const std::function<void(StoreTransaction&)>& inUnit);
 
   // POST [type] with If-None-Exist: criteria (a query string). No match: creates (created=true).
   // One match: nothing written, returns that resource's current version (created=false; HTTP 200).
