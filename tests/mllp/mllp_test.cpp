@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -36,20 +37,35 @@ std::vector<std::string> frames(MllpDecoder& d, const std::string& bytes, int* o
   return got;
 }
 
-// Reads one framed response from a raw socket (up to 5 s).
-std::string readFrame(Poco::Net::StreamSocket& s) {
-  s.setReceiveTimeout(Poco::Timespan(5, 0));
-  MllpDecoder d(1 << 20);
-  char buf[4096];
-  for (;;) {
-    int n = s.receiveBytes(buf, sizeof buf);
-    if (n <= 0) return "<closed>";
-    std::vector<MllpDecoder::Output> out;
-    d.feed(buf, static_cast<size_t>(n), out);
-    for (auto& o : out)
-      if (o.event == MllpDecoder::Event::Frame) return o.payload;
+// Reads framed responses from a raw socket (up to 5 s each), keeping frames that arrived together
+// (a listener answering coalesced requests writes its ACKs back to back) for the next call, as a
+// real MLLP client's decoder does.
+class FrameReader {
+ public:
+  explicit FrameReader(Poco::Net::StreamSocket& s) : s_(s) { s_.setReceiveTimeout(Poco::Timespan(5, 0)); }
+  std::string next() {
+    char buf[4096];
+    while (frames_.empty()) {
+      int n = s_.receiveBytes(buf, sizeof buf);
+      if (n <= 0) return "<closed>";
+      std::vector<MllpDecoder::Output> out;
+      decoder_.feed(buf, static_cast<size_t>(n), out);
+      for (auto& o : out)
+        if (o.event == MllpDecoder::Event::Frame) frames_.push_back(std::move(o.payload));
+    }
+    std::string f = std::move(frames_.front());
+    frames_.pop_front();
+    return f;
   }
-}
+
+ private:
+  Poco::Net::StreamSocket& s_;
+  MllpDecoder decoder_{1 << 20};
+  std::deque<std::string> frames_;
+};
+
+// Reads one framed response (for exchanges with one answer outstanding at a time).
+std::string readFrame(Poco::Net::StreamSocket& s) { return FrameReader(s).next(); }
 
 }  // namespace
 
@@ -143,11 +159,12 @@ class MllpTest : public CppUnit::TestFixture {
       s.sendBytes(&c, 1);
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    CPPUNIT_ASSERT_EQUAL(std::string("ACK:FIRST"), readFrame(s));
+    FrameReader reader(s);
+    CPPUNIT_ASSERT_EQUAL(std::string("ACK:FIRST"), reader.next());
     const std::string two = mllpFrame("A") + mllpFrame("B");
     s.sendBytes(two.data(), static_cast<int>(two.size()));
-    CPPUNIT_ASSERT_EQUAL(std::string("ACK:A"), readFrame(s));
-    CPPUNIT_ASSERT_EQUAL(std::string("ACK:B"), readFrame(s));
+    CPPUNIT_ASSERT_EQUAL(std::string("ACK:A"), reader.next());
+    CPPUNIT_ASSERT_EQUAL(std::string("ACK:B"), reader.next());
   }
 
   void testListenerIncompleteFrameNotAnswered() {
