@@ -21,6 +21,7 @@
 #include "hearth/fhir/model.h"
 #include "hearth/fhir/service.h"
 #include "hearth/server/config.h"
+#include "hearth/workflows/booking.h"
 #include "http_front.h"
 #include "metrics.h"
 
@@ -142,6 +143,9 @@ int HearthApp::main(const std::vector<std::string>&) {
   if (groupCommit < 0) groupCommit = store->backendName() == "sqlite" ? 64 : 0;
   serviceOptions.groupCommitMax = groupCommit;
   fhir::ResourceService service(*store, model, serviceOptions);
+  if (cfg.scheduling.preventDoubleBooking) {
+    workflows::installBookingGuard(service, {cfg.scheduling.maxAppointmentMinutes});
+  }
   if (reindexOnly_) {
     try {
       const auto t0 = std::chrono::steady_clock::now();

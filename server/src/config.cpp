@@ -91,6 +91,10 @@ Config Config::load(const Poco::Util::AbstractConfiguration& c) {
   f.groupCommitMax = intKey(c, "store.group-commit.max", -1, -1, 10000);
   f.conditionalDeleteMultiple = boolKey(c, "fhir.conditional-delete.multiple", false);
 
+  SchedulingConfig& sc = cfg.scheduling;
+  sc.preventDoubleBooking = boolKey(c, "scheduling.prevent-double-booking", sc.preventDoubleBooking);
+  sc.maxAppointmentMinutes = intKey(c, "scheduling.max-appointment-minutes", sc.maxAppointmentMinutes, 1, 7 * 24 * 60);
+
   LogConfig& l = cfg.log;
   l.access = boolKey(c, "log.access", l.access);
   l.level = c.getString("log.level", l.level);

@@ -40,6 +40,12 @@ struct FhirConfig {
   bool conditionalDeleteMultiple = false;  // DELETE Type?criteria may delete several matches
 };
 
+// Hospital workflows (issue 6).
+struct SchedulingConfig {
+  bool preventDoubleBooking = true;   // refuse overlapping active Appointments (409)
+  int maxAppointmentMinutes = 24 * 60;  // longest appointment booked (the overlap check's window)
+};
+
 struct LogConfig {
   bool access = true;
   std::string level = "information";
@@ -64,6 +70,7 @@ struct Config {
   HttpConfig http;
   fhir::StoreOptions store;
   FhirConfig fhir;
+  SchedulingConfig scheduling;
   LogConfig log;
   AuthConfig auth;
 
