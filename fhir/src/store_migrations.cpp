@@ -56,6 +56,12 @@
 //                MLLP by a dispatcher with retry and back-off; status pending/sent/failed, the
 //                partner's ACK code and the last error.
 //   Times are FHIR instants (text) plus epoch microseconds for ordering and due-time scans.
+//
+// Version 5: event_outbox, the notifications of R4 Subscriptions (rest-hook), enqueued in the
+//   transaction of the write that matched (so none is lost or sent for a rolled-back write):
+//   subscription, the resource version (Type/id/_history/n and its store seq, the per-subscription
+//   delivery order), the payload (resource JSON, empty for ping), status pending/delivered/failed/
+//   dropped, attempts, next due time, last error.
 #include "store_common.h"
 
 namespace hearth::fhir::storeimpl {
@@ -213,6 +219,23 @@ CREATE TABLE hl7_outbox (
 );
 CREATE INDEX hl7_outbox_due ON hl7_outbox (status, next_attempt_us);
 CREATE INDEX hl7_outbox_created ON hl7_outbox (created_us);
+)SQL"},
+      {5, "event outbox (subscription notifications)", R"SQL(
+CREATE TABLE event_outbox (
+  id              TEXT PRIMARY KEY,
+  subscription_id TEXT NOT NULL,
+  resource        TEXT NOT NULL,
+  seq             BIGINT NOT NULL,
+  payload         TEXT NOT NULL,
+  status          TEXT NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_us BIGINT NOT NULL,
+  created_us      BIGINT NOT NULL,
+  delivered_us    BIGINT NOT NULL DEFAULT 0,
+  last_error      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX event_outbox_due ON event_outbox (status, next_attempt_us);
+CREATE INDEX event_outbox_queue ON event_outbox (subscription_id, status, seq);
 )SQL"},
   };
   return steps;
@@ -373,6 +396,23 @@ CREATE TABLE hl7_outbox (
 );
 CREATE INDEX hl7_outbox_due ON hl7_outbox (status, next_attempt_us);
 CREATE INDEX hl7_outbox_created ON hl7_outbox (created_us);
+)SQL"},
+      {5, "event outbox (subscription notifications)", R"SQL(
+CREATE TABLE event_outbox (
+  id              TEXT COLLATE "C" PRIMARY KEY,
+  subscription_id TEXT COLLATE "C" NOT NULL,
+  resource        TEXT COLLATE "C" NOT NULL,
+  seq             BIGINT NOT NULL,
+  payload         TEXT NOT NULL,
+  status          TEXT COLLATE "C" NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_us BIGINT NOT NULL,
+  created_us      BIGINT NOT NULL,
+  delivered_us    BIGINT NOT NULL DEFAULT 0,
+  last_error      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX event_outbox_due ON event_outbox (status, next_attempt_us);
+CREATE INDEX event_outbox_queue ON event_outbox (subscription_id, status, seq);
 )SQL"},
   };
   return steps;

@@ -22,6 +22,7 @@
 #include "hearth/fhir/service.h"
 #include "hearth/server/config.h"
 #include "hearth/workflows/booking.h"
+#include "hearth/workflows/subscriptions.h"
 #include "http_front.h"
 #include "metrics.h"
 
@@ -160,6 +161,13 @@ int HearthApp::main(const std::vector<std::string>&) {
   }
   fhir::SearchEngine search(service);
   fhir::InteractionProcessor interactions(service, search);
+  // R4 Subscriptions (rest-hook): notifications enqueued in the writing transaction, delivered
+  // by a background thread with retry (hearth/workflows/subscriptions.h).
+  workflows::SubscriptionOptions subscriptionOptions;
+  subscriptionOptions.maxAttempts = cfg.subscriptions.maxAttempts;
+  subscriptionOptions.timeoutMs = cfg.subscriptions.timeoutMs;
+  workflows::SubscriptionHub subscriptions(service, search, subscriptionOptions);
+  if (cfg.subscriptions.enabled) subscriptions.install();
 
   Metrics metrics;
   std::FILE* logOut = stderr;
@@ -208,6 +216,7 @@ int HearthApp::main(const std::vector<std::string>&) {
     Poco::ThreadPool pool("http", 4, cfg.http.threads, 60);
     Poco::Net::HTTPServer server(new HearthRequestHandlerFactory(ctx), pool, *socket, params);
     server.start();
+    if (cfg.subscriptions.enabled) subscriptions.start();
     if (!cfg.portFile.empty()) writePortFile(cfg.portFile, httpPort, cfg.mllpPort);
     logEvent("info", "Hearth " + std::string(kVersion) + " listening on " + (ctx.tls ? "https://" : "http://") +
                          cfg.http.host + ":" + std::to_string(httpPort) + "/fhir (store: " + store->backendName() +
@@ -229,6 +238,7 @@ int HearthApp::main(const std::vector<std::string>&) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     pool.joinAll();
+    subscriptions.stop();
   } catch (const Poco::Exception& e) {
     logEvent("error", "HTTP server failed: " + e.displayText());
     return EXIT_SOFTWARE;

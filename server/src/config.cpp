@@ -95,6 +95,11 @@ Config Config::load(const Poco::Util::AbstractConfiguration& c) {
   sc.preventDoubleBooking = boolKey(c, "scheduling.prevent-double-booking", sc.preventDoubleBooking);
   sc.maxAppointmentMinutes = intKey(c, "scheduling.max-appointment-minutes", sc.maxAppointmentMinutes, 1, 7 * 24 * 60);
 
+  SubscriptionsConfig& sub = cfg.subscriptions;
+  sub.enabled = boolKey(c, "subscriptions.enabled", sub.enabled);
+  sub.maxAttempts = intKey(c, "subscriptions.max-attempts", sub.maxAttempts, 1, 1000);
+  sub.timeoutMs = intKey(c, "subscriptions.timeout-ms", sub.timeoutMs, 100, 600000);
+
   LogConfig& l = cfg.log;
   l.access = boolKey(c, "log.access", l.access);
   l.level = c.getString("log.level", l.level);

@@ -46,6 +46,12 @@ struct SchedulingConfig {
   int maxAppointmentMinutes = 24 * 60;  // longest appointment booked (the overlap check's window)
 };
 
+struct SubscriptionsConfig {
+  bool enabled = true;       // R4 Subscriptions (rest-hook) served and delivered
+  int maxAttempts = 10;      // deliveries tried before a notification is marked failed
+  int timeoutMs = 10000;     // per delivery (connect + answer)
+};
+
 struct LogConfig {
   bool access = true;
   std::string level = "information";
@@ -71,6 +77,7 @@ struct Config {
   fhir::StoreOptions store;
   FhirConfig fhir;
   SchedulingConfig scheduling;
+  SubscriptionsConfig subscriptions;
   LogConfig log;
   AuthConfig auth;
 

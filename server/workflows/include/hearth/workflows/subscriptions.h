@@ -1,0 +1,92 @@
+#pragma once
+// R4 Subscriptions, rest-hook channel, delivered durably (issue 6 item 7).
+//
+// Contract:
+//  - A Subscription resource (status requested or active; off and error are ignored) with
+//    criteria "Type?query" (any search this server supports, e.g.
+//    "DiagnosticReport?status=final&code=http://loinc.org|58410-2") and channel.type rest-hook is
+//    live as soon as its write commits. Its write is refused (422, nothing stored) when the
+//    criteria is not a valid search, the channel type is not rest-hook, or the endpoint is not an
+//    absolute http(s) URL. Hearth does not rewrite the resource's status (it would take a second
+//    version); "requested" is served as "active".
+//  - Every version of a resource of the criteria's type written afterwards (create or update, not
+//    delete) that matches the criteria at that moment enqueues one notification, in the SAME
+//    transaction as the write (table event_outbox): a write that rolls back notifies nobody, and
+//    a committed one is never lost, a crash included.
+//  - A dispatcher thread POSTs each due notification to channel.endpoint: the resource as
+//    application/fhir+json when channel.payload is set (the R4 "full resource" form), an empty
+//    body otherwise (the "ping" form), with channel.header lines added. 2xx: delivered. Anything
+//    else or no answer: retried with exponential back-off (1 s doubling up to 5 min), at most
+//    maxAttempts times, then failed. Notifications of one subscription go out in write order;
+//    a failing endpoint holds back only its own subscription's queue.
+//  - The list of live subscriptions is cached and reloaded at most a second after a Subscription
+//    write commits (a write in flight when the list is reloaded is picked up by the next load).
+//  - Deleting the Subscription (or setting it off) drops its undelivered notifications.
+// Thread-safe; install() before the service handles requests, start() once listening.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "hearth/fhir/search.h"
+#include "hearth/fhir/service.h"
+
+namespace hearth::workflows {
+
+struct SubscriptionOptions {
+  int maxAttempts = 10;
+  int timeoutMs = 10000;          // connect + response, per delivery
+  int pollIntervalMs = 200;       // how often the dispatcher looks for due notifications
+  int64_t maxBackoffUs = 300LL * 1000 * 1000;
+};
+
+class SubscriptionHub {
+ public:
+  SubscriptionHub(fhir::ResourceService& service, fhir::SearchEngine& search, SubscriptionOptions options = {});
+  ~SubscriptionHub();
+  SubscriptionHub(const SubscriptionHub&) = delete;
+  SubscriptionHub& operator=(const SubscriptionHub&) = delete;
+
+  void install();  // registers the write observer
+  void start();    // starts the dispatcher thread
+  void stop();     // stops it (waits for a delivery in flight, at most timeoutMs)
+
+  struct Subscription {
+    std::string id;
+    std::string type;      // criteria resource type
+    std::string query;     // criteria query string (may be empty: every resource of the type)
+    std::string endpoint;
+    std::string payload;   // channel.payload; empty = ping
+    std::vector<std::string> headers;
+  };
+
+ private:
+  void onWrite(fhir::StoreTransaction& tx, const fhir::StoredVersion& v);
+  std::shared_ptr<const std::vector<Subscription>> active(fhir::StoreTransaction& tx);
+  void run();
+  bool deliverOne();
+
+  fhir::ResourceService& service_;
+  fhir::SearchEngine& search_;
+  SubscriptionOptions options_;
+
+  std::mutex cacheMutex_;
+  std::shared_ptr<const std::vector<Subscription>> cache_;  // null: reload on next use
+  std::chrono::steady_clock::time_point loaded_;
+
+  std::mutex runMutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+// Parses a Subscription resource; throws FhirError 422 (with the element) when it cannot be
+// served. Returns false (and leaves `out` alone) when its status is off or error.
+bool parseSubscription(std::string_view json, const std::string& id, SubscriptionHub::Subscription& out);
+
+}  // namespace hearth::workflows

@@ -1,0 +1,304 @@
+#include "hearth/workflows/subscriptions.h"
+
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/URI.h>
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <limits>
+#include <random>
+
+#include "hearth/fhir/error.h"
+#include "hearth/fhir/json.h"
+#include "hearth/fhir/store.h"
+
+namespace hearth::workflows {
+
+namespace {
+
+using fhir::FhirError;
+using fhir::IssueType;
+using fhir::SqlQuery;
+using fhir::SqlRow;
+using fhir::SqlValue;
+
+// A cached list of live subscriptions is trusted this long: Subscription writes invalidate it at
+// once, and this bounds how long a load that raced an uncommitted Subscription write can miss it.
+constexpr auto kCacheTtl = std::chrono::seconds(1);
+
+int64_t nowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string_view str(const rapidjson::Value& obj, const char* name) {
+  if (!obj.IsObject()) return {};
+  auto it = obj.FindMember(name);
+  if (it == obj.MemberEnd() || !it->value.IsString()) return {};
+  return {it->value.GetString(), it->value.GetStringLength()};
+}
+
+std::string text(const SqlValue& v) {
+  const auto* s = std::get_if<std::string>(&v);
+  return s ? *s : std::string();
+}
+int64_t number(const SqlValue& v) {
+  const auto* n = std::get_if<int64_t>(&v);
+  return n ? *n : 0;
+}
+
+std::string newId() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* hex = "0123456789abcdef";
+  std::string id(32, '0');
+  for (char& c : id) c = hex[rng() & 15];
+  return id;
+}
+
+}  // namespace
+
+bool parseSubscription(std::string_view json, const std::string& id, SubscriptionHub::Subscription& out) {
+  const rapidjson::Document doc = fhir::parseJson(json);
+  const std::string_view status = str(doc, "status");
+  if (status == "off" || status == "error") return false;
+  SubscriptionHub::Subscription s;
+  s.id = id;
+  const std::string criteria(str(doc, "criteria"));
+  const size_t q = criteria.find('?');
+  s.type = criteria.substr(0, q);
+  s.query = q == std::string::npos ? std::string() : criteria.substr(q + 1);
+  if (s.type.empty() || s.type.find('/') != std::string::npos) {
+    throw FhirError(422, IssueType::Value, "Subscription.criteria must be a search: Type?parameters",
+                    "Subscription.criteria");
+  }
+  const auto channel = doc.FindMember("channel");
+  if (channel == doc.MemberEnd() || !channel->value.IsObject()) {
+    throw FhirError(422, IssueType::Required, "Subscription.channel is required", "Subscription.channel");
+  }
+  const rapidjson::Value& ch = channel->value;
+  if (str(ch, "type") != "rest-hook") {
+    throw FhirError(422, IssueType::NotSupported, "Only the rest-hook channel is supported",
+                    "Subscription.channel.type");
+  }
+  s.endpoint = std::string(str(ch, "endpoint"));
+  try {
+    const Poco::URI uri(s.endpoint);
+    if ((uri.getScheme() != "http" && uri.getScheme() != "https") || uri.getHost().empty()) throw Poco::Exception("");
+  } catch (const Poco::Exception&) {
+    throw FhirError(422, IssueType::Value, "Subscription.channel.endpoint must be an absolute http(s) URL",
+                    "Subscription.channel.endpoint");
+  }
+  s.payload = std::string(str(ch, "payload"));
+  if (!s.payload.empty() && s.payload != "application/fhir+json" && s.payload != "application/json") {
+    throw FhirError(422, IssueType::NotSupported, "Subscription.channel.payload must be application/fhir+json or absent",
+                    "Subscription.channel.payload");
+  }
+  if (auto h = ch.FindMember("header"); h != ch.MemberEnd() && h->value.IsArray()) {
+    for (const auto& line : h->value.GetArray()) {
+      if (!line.IsString()) continue;
+      const std::string l(line.GetString(), line.GetStringLength());
+      const size_t colon = l.find(':');
+      if (colon == std::string::npos || colon == 0 || l.find_first_of("\r\n") != std::string::npos) {
+        throw FhirError(422, IssueType::Value, "Subscription.channel.header lines must be 'Name: value'",
+                        "Subscription.channel.header");
+      }
+      s.headers.push_back(l);
+    }
+  }
+  out = std::move(s);
+  return true;
+}
+
+SubscriptionHub::SubscriptionHub(fhir::ResourceService& service, fhir::SearchEngine& search, SubscriptionOptions options)
+    : service_(service), search_(search), options_(options) {}
+
+SubscriptionHub::~SubscriptionHub() { stop(); }
+
+void SubscriptionHub::install() {
+  service_.addWriteObserver([this](fhir::StoreTransaction& tx, const fhir::StoredVersion& v) { onWrite(tx, v); });
+}
+
+std::shared_ptr<const std::vector<SubscriptionHub::Subscription>> SubscriptionHub::active(fhir::StoreTransaction&) {
+  {
+    std::lock_guard<std::mutex> lock(cacheMutex_);
+    if (cache_ && std::chrono::steady_clock::now() - loaded_ < kCacheTtl) return cache_;
+  }
+  // Committed subscriptions only: one written in a unit that has not committed yet goes live
+  // once it has (the next load after its commit).
+  auto list = std::make_shared<std::vector<Subscription>>();
+  const auto rows = service_.store().query(
+      {"SELECT c.id, v.content FROM resource_current c JOIN resource_version v ON v.seq = c.seq "
+       "WHERE c.type = 'Subscription' AND NOT c.deleted",
+       {}});
+  for (const SqlRow& row : rows) {
+    Subscription s;
+    try {
+      if (parseSubscription(text(row.at(1)), text(row.at(0)), s)) list->push_back(std::move(s));
+    } catch (const FhirError&) {
+      // Stored before this server checked subscriptions, or by an older version: not served.
+    }
+  }
+  std::lock_guard<std::mutex> lock(cacheMutex_);
+  cache_ = list;
+  loaded_ = std::chrono::steady_clock::now();
+  return cache_;
+}
+
+void SubscriptionHub::onWrite(fhir::StoreTransaction& tx, const fhir::StoredVersion& v) {
+  if (v.type == "Subscription") {
+    {
+      std::lock_guard<std::mutex> lock(cacheMutex_);
+      cache_.reset();
+    }
+    Subscription s;
+    bool live = false;
+    if (!v.deleted) {
+      live = parseSubscription(v.json, v.id, s);
+      if (live) {
+        try {
+          service_.checkType(s.type);
+          (void)search_.matchIds(s.type, s.query, &tx, 1);  // a criteria the search engine refuses
+        } catch (const FhirError& e) {
+          const std::string why = e.issues().empty() ? std::string() : e.issues().front().diagnostics;
+          throw FhirError(422, IssueType::Value, "Subscription.criteria is not a search this server can run: " + why,
+                          "Subscription.criteria");
+        }
+      }
+    }
+    if (!live) {
+      tx.execute({"DELETE FROM event_outbox WHERE subscription_id = ? AND status = 'pending'", {v.id}});
+    }
+    return;
+  }
+  if (v.deleted) return;
+  const auto subs = active(tx);
+  for (const Subscription& s : *subs) {
+    if (s.type != v.type) continue;
+    const std::string criteria = s.query.empty() ? "_id=" + v.id : s.query + "&_id=" + v.id;
+    if (search_.matchIds(s.type, criteria, &tx, 1).empty()) continue;
+    const int64_t now = nowUs();
+    tx.execute({"INSERT INTO event_outbox (id, subscription_id, resource, seq, payload, status, attempts, "
+                "next_attempt_us, created_us) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
+                {newId(), s.id, v.type + "/" + v.id + "/_history/" + std::to_string(v.version), v.seq,
+                 s.payload.empty() ? std::string() : v.json, now, now}});
+  }
+  std::lock_guard<std::mutex> lock(runMutex_);
+  wake_.notify_one();
+}
+
+void SubscriptionHub::start() {
+  std::lock_guard<std::mutex> lock(runMutex_);
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void SubscriptionHub::stop() {
+  {
+    std::lock_guard<std::mutex> lock(runMutex_);
+    stopping_ = true;
+    wake_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void SubscriptionHub::run() {
+  for (;;) {
+    bool worked = false;
+    try {
+      worked = deliverOne();
+    } catch (const std::exception&) {
+      worked = false;  // store unavailable: try again after the poll interval
+    }
+    std::unique_lock<std::mutex> lock(runMutex_);
+    if (stopping_) return;
+    if (!worked) wake_.wait_for(lock, std::chrono::milliseconds(options_.pollIntervalMs));
+  }
+}
+
+namespace {
+// POSTs one notification; returns "" on 2xx, else why not (no PHI: status or network error).
+std::string post(const SubscriptionHub::Subscription& s, const std::string& body, int timeoutMs) {
+  try {
+    const Poco::URI uri(s.endpoint);
+    std::unique_ptr<Poco::Net::HTTPClientSession> session;
+    if (uri.getScheme() == "https") {
+      session = std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort());
+    } else {
+      session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
+    }
+    session->setTimeout(Poco::Timespan(static_cast<long>(timeoutMs) * 1000));
+    Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_POST, uri.getPathAndQuery().empty() ? "/" : uri.getPathAndQuery(),
+                               Poco::Net::HTTPMessage::HTTP_1_1);
+    for (const std::string& h : s.headers) {
+      const size_t colon = h.find(':');
+      std::string value = h.substr(colon + 1);
+      while (!value.empty() && value.front() == ' ') value.erase(value.begin());
+      req.set(h.substr(0, colon), value);
+    }
+    if (!body.empty()) req.setContentType("application/fhir+json");
+    req.setContentLength(static_cast<std::streamsize>(body.size()));
+    session->sendRequest(req) << body;
+    Poco::Net::HTTPResponse resp;
+    std::istream& in = session->receiveResponse(resp);
+    in.ignore(std::numeric_limits<std::streamsize>::max());
+    const int status = static_cast<int>(resp.getStatus());
+    if (status >= 200 && status < 300) return {};
+    return "HTTP " + std::to_string(status);
+  } catch (const Poco::Exception& e) {
+    return std::string("delivery failed: ") + e.className();
+  } catch (const std::exception&) {
+    return "delivery failed";
+  }
+}
+}  // namespace
+
+bool SubscriptionHub::deliverOne() {
+  fhir::ResourceStore& store = service_.store();
+  // The oldest due notification among the heads of the subscriptions' queues (write order per
+  // subscription: a later notification waits while an earlier one is pending).
+  const auto rows = store.query(
+      {"SELECT e.id, e.subscription_id, e.payload, e.attempts FROM event_outbox e "
+       "WHERE e.status = 'pending' AND e.next_attempt_us <= ? AND NOT EXISTS (SELECT 1 FROM event_outbox o "
+       "WHERE o.subscription_id = e.subscription_id AND o.status = 'pending' AND o.seq < e.seq) "
+       "ORDER BY e.next_attempt_us, e.seq LIMIT 1",
+       {nowUs()}});
+  if (rows.empty()) return false;
+  const std::string id = text(rows[0][0]), subId = text(rows[0][1]), payload = text(rows[0][2]);
+  const int64_t attempts = number(rows[0][3]) + 1;
+
+  auto finish = [&](const std::string& status, const std::string& error, int64_t nextUs) {
+    auto tx = store.begin();
+    tx->execute({"UPDATE event_outbox SET status = ?, attempts = ?, last_error = ?, next_attempt_us = ?, "
+                 "delivered_us = ? WHERE id = ?",
+                 {status, attempts, error, nextUs, status == "delivered" ? nowUs() : int64_t{0}, id}});
+    tx->commit();
+  };
+  Subscription s;
+  const auto current = store.read("Subscription", subId);
+  bool live = false;
+  try {
+    live = current && !current->deleted && parseSubscription(current->json, subId, s);
+  } catch (const FhirError&) {
+    live = false;
+  }
+  if (!live) {
+    finish("dropped", "the subscription is gone or off", 0);
+    return true;
+  }
+  const std::string error = post(s, payload, options_.timeoutMs);
+  if (error.empty()) {
+    finish("delivered", "", 0);
+  } else if (attempts >= options_.maxAttempts) {
+    finish("failed", error, 0);
+  } else {
+    const int64_t backoff = std::min<int64_t>(options_.maxBackoffUs, int64_t{1000000} << std::min<int64_t>(attempts - 1, 20));
+    finish("pending", error, nowUs() + backoff);
+  }
+  return true;
+}
+
+}  // namespace hearth::workflows
