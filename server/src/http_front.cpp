@@ -21,6 +21,7 @@
 #include "hearth/fhir/bundle.h"
 #include "hearth/fhir/json.h"
 #include "hearth/fhir/xml.h"
+#include "hearth/workflows/stats.h"
 
 namespace hearth::server {
 
@@ -506,6 +507,16 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       const int64_t count = ctx_.service.reindex(t ? *t : std::string());
       r.body = fhir::operationOutcomeJson(fhir::Severity::Information, IssueType::Informational,
                                           "Reindexed " + std::to_string(count) + " resources");
+      return;
+    }
+    if (n == 1 && segs[1] == "$hospital-stats") {
+      // Administrator figures for a period (hearth/workflows/stats.h).
+      route_ = Route::Operation;
+      if (method != "GET") methodNotAllowed(req, "GET, HEAD");
+      xml_ = negotiate(req, query_);
+      const std::string* start = query_.get("start");
+      const std::string* end = query_.get("end");
+      r.body = workflows::hospitalStats(ctx_.service.store(), start ? *start : std::string(), end ? *end : std::string());
       return;
     }
     const std::string type(segs[1]);

@@ -31,6 +31,7 @@ const char* routeName(Route r) {
     case Route::Patch: return "patch";
     case Route::ConditionalWrite: return "conditional-write";
     case Route::Reindex: return "reindex";
+    case Route::Operation: return "operation";
     case Route::Health: return "health";
     case Route::Metrics: return "metrics";
     case Route::Unknown:

@@ -1,0 +1,166 @@
+#include "hearth/workflows/stats.h"
+
+#include <cstdio>
+#include <map>
+#include <vector>
+
+#include "hearth/fhir/error.h"
+#include "hearth/fhir/search_index.h"
+#include "hearth/workflows/money.h"
+
+namespace hearth::workflows {
+
+namespace {
+
+using fhir::FhirError;
+using fhir::IssueType;
+using fhir::SqlQuery;
+using fhir::SqlRow;
+using fhir::SqlValue;
+
+int64_t integer(const SqlValue& v) {
+  if (const auto* n = std::get_if<int64_t>(&v)) return *n;
+  if (const auto* d = std::get_if<double>(&v)) return static_cast<int64_t>(*d);
+  return 0;
+}
+std::string text(const SqlValue& v) {
+  const auto* s = std::get_if<std::string>(&v);
+  return s ? *s : std::string();
+}
+
+// JSON string literal (the values here are codes and currency names, but escape anyway).
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// A stored double back to the decimal it was indexed from (values come from FHIR decimals of at
+// most 15-17 significant digits; %.15g gives the shortest form for the money amounts we store).
+Decimal toDecimal(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.15g", v);
+  Decimal d;
+  if (Decimal::tryParse(buf, d)) return d;
+  std::snprintf(buf, sizeof buf, "%.6f", v);
+  return Decimal::tryParse(buf, d) ? d : Decimal();
+}
+
+}  // namespace
+
+std::string hospitalStats(fhir::ResourceStore& store, const std::string& start, const std::string& end) {
+  int64_t from = 0, ignore = 0, to = 0;
+  if (start.empty() || !fhir::fhirDateRange(start, from, ignore)) {
+    throw FhirError(400, IssueType::Invalid, "start must be a FHIR date or dateTime", "start");
+  }
+  if (end.empty() || !fhir::fhirDateRange(end, ignore, to)) {
+    throw FhirError(400, IssueType::Invalid, "end must be a FHIR date or dateTime", "end");
+  }
+  if (to < from) throw FhirError(400, IssueType::Invalid, "end is before start", "end");
+  auto count = [&](const std::string& sql, std::vector<SqlValue> params) {
+    const auto rows = store.query({sql, std::move(params)});
+    return rows.empty() ? int64_t{0} : integer(rows[0][0]);
+  };
+
+  const int64_t newPatients = count(
+      "SELECT count(*) FROM resource_version WHERE type = 'Patient' AND version = 1 "
+      "AND last_updated_us >= ? AND last_updated_us <= ?",
+      {from, to});
+  const std::string encounterWhere =
+      "FROM search_date d WHERE d.type = 'Encounter' AND d.param = 'date' AND d.lo >= ? AND d.lo <= ?";
+  const int64_t encounters = count("SELECT count(DISTINCT d.id) " + encounterWhere, {from, to});
+  const int64_t admissions = count(
+      "SELECT count(DISTINCT d.id) " + encounterWhere +
+          " AND EXISTS (SELECT 1 FROM search_token t WHERE t.type = 'Encounter' AND t.id = d.id AND t.param = 'class' "
+          "AND t.code IN ('IMP', 'ACUTE', 'NONAC'))",
+      {from, to});
+
+  std::map<std::string, int64_t> appointments;
+  for (const SqlRow& row : store.query(
+           {"SELECT t.code, count(DISTINCT d.id) FROM search_date d JOIN search_token t ON t.type = d.type "
+            "AND t.id = d.id AND t.param = 'status' WHERE d.type = 'Appointment' AND d.param = 'date' "
+            "AND d.lo >= ? AND d.lo <= ? GROUP BY t.code",
+            {from, to}})) {
+    appointments[text(row[0])] = integer(row[1]);
+  }
+  // Lead time: appointment start minus the time its first version was written (booking).
+  const auto lead = store.query(
+      {"SELECT count(*), avg(d.lo - v.last_updated_us) FROM search_date d "
+       "JOIN resource_version v ON v.type = d.type AND v.id = d.id AND v.version = 1 "
+       "WHERE d.type = 'Appointment' AND d.param = 'date' AND d.lo >= ? AND d.lo <= ? "
+       "AND NOT EXISTS (SELECT 1 FROM search_token t WHERE t.type = d.type AND t.id = d.id AND t.param = 'status' "
+       "AND t.code IN ('cancelled', 'entered-in-error', 'proposed', 'waitlist'))",
+       {from, to}});
+
+  std::map<std::string, Decimal> invoiced, collected;
+  for (const SqlRow& row : store.query(
+           {"SELECT q.code, q.value, t.code FROM search_date d "
+            "JOIN search_token t ON t.type = d.type AND t.id = d.id AND t.param = 'status' "
+            "JOIN search_quantity q ON q.type = d.type AND q.id = d.id AND q.param = 'totalgross' "
+            "WHERE d.type = 'Invoice' AND d.param = 'date' AND d.lo >= ? AND d.lo <= ? "
+            "AND t.code IN ('issued', 'balanced')",
+            {from, to}})) {
+    const std::string currency = text(row[0]).empty() ? "XXX" : text(row[0]);
+    const double* v = std::get_if<double>(&row[1]);
+    const Decimal amount = v ? toDecimal(*v) : Decimal();
+    invoiced[currency] += amount;
+    if (text(row[2]) == "balanced") collected[currency] += amount;
+  }
+  const int64_t dispensed = count(
+      "SELECT count(DISTINCT d.id) FROM search_date d WHERE d.type = 'MedicationDispense' "
+      "AND d.param = 'whenhandedover' AND d.lo >= ? AND d.lo <= ? AND EXISTS (SELECT 1 FROM search_token t "
+      "WHERE t.type = d.type AND t.id = d.id AND t.param = 'status' AND t.code = 'completed')",
+      {from, to});
+
+  std::string out = R"({"resourceType":"Parameters","parameter":[)";
+  bool first = true;
+  auto part = [&](const std::string& name, const std::string& valueJson) {
+    if (!first) out += ',';
+    first = false;
+    out += R"({"name":)" + quoted(name) + "," + valueJson + "}";
+  };
+  auto integerPart = [&](const std::string& name, int64_t n) { part(name, R"("valueInteger":)" + std::to_string(n)); };
+  part("start", R"("valueString":)" + quoted(start));
+  part("end", R"("valueString":)" + quoted(end));
+  integerPart("newPatients", newPatients);
+  integerPart("encounters", encounters);
+  integerPart("admissions", admissions);
+  if (!appointments.empty()) {
+    std::string parts;
+    for (const auto& [status, n] : appointments) {
+      if (!parts.empty()) parts += ',';
+      parts += R"({"name":)" + quoted(status) + R"(,"valueInteger":)" + std::to_string(n) + "}";
+    }
+    if (!first) out += ',';
+    first = false;
+    out += R"({"name":"appointments","part":[)" + parts + "]}";
+  }
+  if (!lead.empty() && integer(lead[0][0]) > 0) {
+    const double* avgUs = std::get_if<double>(&lead[0][1]);
+    const Decimal micros = toDecimal(avgUs ? *avgUs : static_cast<double>(integer(lead[0][1])));
+    const Decimal days = Decimal::divide(micros, Decimal::fromInt(86400LL * 1000000LL), 2);
+    part("averageLeadDays", R"("valueDecimal":)" + days.toString());
+  }
+  for (const auto& [currency, sum] : invoiced) {
+    part("invoiced", R"("valueMoney":{"value":)" + sum.round(2).toString() + R"(,"currency":)" + quoted(currency) + "}");
+  }
+  for (const auto& [currency, sum] : collected) {
+    part("collected", R"("valueMoney":{"value":)" + sum.round(2).toString() + R"(,"currency":)" + quoted(currency) + "}");
+  }
+  integerPart("dispensed", dispensed);
+  out += "]}";
+  return out;
+}
+
+}  // namespace hearth::workflows
