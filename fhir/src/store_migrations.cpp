@@ -57,8 +57,9 @@
 //                partner's ACK code and the last error.
 //   Times are FHIR instants (text) plus epoch microseconds for ordering and due-time scans.
 //
-// Version 5: event_outbox, the notifications of R4 Subscriptions (rest-hook), enqueued in the
-//   transaction of the write that matched (so none is lost or sent for a rolled-back write):
+// Version 5: event_outbox, work that a write triggers, enqueued in the transaction of the write
+//   (so none is lost or done for a rolled-back write): kind 'rest-hook' are the notifications of
+//   R4 Subscriptions, kind 'lab-alert' the Communications to raise for final lab reports;
 //   subscription, the resource version (Type/id/_history/n and its store seq, the per-subscription
 //   delivery order), the payload (resource JSON, empty for ping), status pending/delivered/failed/
 //   dropped, attempts, next due time, last error.
@@ -223,6 +224,7 @@ CREATE INDEX hl7_outbox_created ON hl7_outbox (created_us);
       {5, "event outbox (subscription notifications)", R"SQL(
 CREATE TABLE event_outbox (
   id              TEXT PRIMARY KEY,
+  kind            TEXT NOT NULL DEFAULT 'rest-hook',
   subscription_id TEXT NOT NULL,
   resource        TEXT NOT NULL,
   seq             BIGINT NOT NULL,
@@ -234,7 +236,7 @@ CREATE TABLE event_outbox (
   delivered_us    BIGINT NOT NULL DEFAULT 0,
   last_error      TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX event_outbox_due ON event_outbox (status, next_attempt_us);
+CREATE INDEX event_outbox_due ON event_outbox (kind, status, next_attempt_us);
 CREATE INDEX event_outbox_queue ON event_outbox (subscription_id, status, seq);
 )SQL"},
   };
@@ -400,6 +402,7 @@ CREATE INDEX hl7_outbox_created ON hl7_outbox (created_us);
       {5, "event outbox (subscription notifications)", R"SQL(
 CREATE TABLE event_outbox (
   id              TEXT COLLATE "C" PRIMARY KEY,
+  kind            TEXT COLLATE "C" NOT NULL DEFAULT 'rest-hook',
   subscription_id TEXT COLLATE "C" NOT NULL,
   resource        TEXT COLLATE "C" NOT NULL,
   seq             BIGINT NOT NULL,
@@ -411,7 +414,7 @@ CREATE TABLE event_outbox (
   delivered_us    BIGINT NOT NULL DEFAULT 0,
   last_error      TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX event_outbox_due ON event_outbox (status, next_attempt_us);
+CREATE INDEX event_outbox_due ON event_outbox (kind, status, next_attempt_us);
 CREATE INDEX event_outbox_queue ON event_outbox (subscription_id, status, seq);
 )SQL"},
   };

@@ -22,6 +22,7 @@
 #include "hearth/fhir/service.h"
 #include "hearth/server/config.h"
 #include "hearth/workflows/booking.h"
+#include "hearth/workflows/notifications.h"
 #include "hearth/workflows/subscriptions.h"
 #include "http_front.h"
 #include "metrics.h"
@@ -168,6 +169,13 @@ int HearthApp::main(const std::vector<std::string>&) {
   subscriptionOptions.timeoutMs = cfg.subscriptions.timeoutMs;
   workflows::SubscriptionHub subscriptions(service, search, subscriptionOptions);
   if (cfg.subscriptions.enabled) subscriptions.install();
+  // Lab-result alerts and appointment reminders as Communications (hearth/workflows/notifications.h).
+  workflows::NotificationOptions notificationOptions;
+  notificationOptions.labAlerts = cfg.notifications.labAlerts;
+  notificationOptions.reminderHours = cfg.notifications.reminderHours;
+  notificationOptions.scanIntervalSeconds = cfg.notifications.scanIntervalSeconds;
+  workflows::ClinicalNotifier notifier(service, interactions, notificationOptions);
+  notifier.install();
 
   Metrics metrics;
   std::FILE* logOut = stderr;
@@ -217,6 +225,7 @@ int HearthApp::main(const std::vector<std::string>&) {
     Poco::Net::HTTPServer server(new HearthRequestHandlerFactory(ctx), pool, *socket, params);
     server.start();
     if (cfg.subscriptions.enabled) subscriptions.start();
+    notifier.start();
     if (!cfg.portFile.empty()) writePortFile(cfg.portFile, httpPort, cfg.mllpPort);
     logEvent("info", "Hearth " + std::string(kVersion) + " listening on " + (ctx.tls ? "https://" : "http://") +
                          cfg.http.host + ":" + std::to_string(httpPort) + "/fhir (store: " + store->backendName() +
@@ -238,6 +247,7 @@ int HearthApp::main(const std::vector<std::string>&) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     pool.joinAll();
+    notifier.stop();
     subscriptions.stop();
   } catch (const Poco::Exception& e) {
     logEvent("error", "HTTP server failed: " + e.displayText());

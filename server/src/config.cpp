@@ -100,6 +100,11 @@ Config Config::load(const Poco::Util::AbstractConfiguration& c) {
   sub.maxAttempts = intKey(c, "subscriptions.max-attempts", sub.maxAttempts, 1, 1000);
   sub.timeoutMs = intKey(c, "subscriptions.timeout-ms", sub.timeoutMs, 100, 600000);
 
+  NotificationsConfig& nc = cfg.notifications;
+  nc.labAlerts = boolKey(c, "notifications.lab-alerts", nc.labAlerts);
+  nc.reminderHours = intKey(c, "notifications.reminder-hours", nc.reminderHours, 0, 24 * 30);
+  nc.scanIntervalSeconds = intKey(c, "notifications.scan-interval-seconds", nc.scanIntervalSeconds, 1, 86400);
+
   LogConfig& l = cfg.log;
   l.access = boolKey(c, "log.access", l.access);
   l.level = c.getString("log.level", l.level);

@@ -262,8 +262,8 @@ bool SubscriptionHub::deliverOne() {
   // subscription: a later notification waits while an earlier one is pending).
   const auto rows = store.query(
       {"SELECT e.id, e.subscription_id, e.payload, e.attempts FROM event_outbox e "
-       "WHERE e.status = 'pending' AND e.next_attempt_us <= ? AND NOT EXISTS (SELECT 1 FROM event_outbox o "
-       "WHERE o.subscription_id = e.subscription_id AND o.status = 'pending' AND o.seq < e.seq) "
+       "WHERE e.kind = 'rest-hook' AND e.status = 'pending' AND e.next_attempt_us <= ? AND NOT EXISTS (SELECT 1 "
+       "FROM event_outbox o WHERE o.subscription_id = e.subscription_id AND o.status = 'pending' AND o.seq < e.seq) "
        "ORDER BY e.next_attempt_us, e.seq LIMIT 1",
        {nowUs()}});
   if (rows.empty()) return false;

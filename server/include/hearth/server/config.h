@@ -52,6 +52,12 @@ struct SubscriptionsConfig {
   int timeoutMs = 10000;     // per delivery (connect + answer)
 };
 
+struct NotificationsConfig {
+  bool labAlerts = true;          // a final DiagnosticReport -> Communication to the ordering doctor
+  int reminderHours = 24;         // booked Appointments get a reminder this long ahead (0: none)
+  int scanIntervalSeconds = 60;   // how often reminders are looked for
+};
+
 struct LogConfig {
   bool access = true;
   std::string level = "information";
@@ -78,6 +84,7 @@ struct Config {
   FhirConfig fhir;
   SchedulingConfig scheduling;
   SubscriptionsConfig subscriptions;
+  NotificationsConfig notifications;
   LogConfig log;
   AuthConfig auth;
 
