@@ -121,15 +121,18 @@ void SubscriptionHub::install() {
   service_.addWriteObserver([this](fhir::StoreTransaction& tx, const fhir::StoredVersion& v) { onWrite(tx, v); });
 }
 
-std::shared_ptr<const std::vector<SubscriptionHub::Subscription>> SubscriptionHub::active(fhir::StoreTransaction&) {
+std::shared_ptr<const std::vector<SubscriptionHub::Subscription>> SubscriptionHub::active(fhir::StoreTransaction& tx) {
   {
     std::lock_guard<std::mutex> lock(cacheMutex_);
     if (cache_ && std::chrono::steady_clock::now() - loaded_ < kCacheTtl) return cache_;
   }
-  // Committed subscriptions only: one written in a unit that has not committed yet goes live
-  // once it has (the next load after its commit).
+  // Read inside the writing transaction, on its own connection: a second pooled connection per
+  // write could exhaust the pool under load (every in-flight write holding one and waiting for
+  // another). A Subscription written earlier in this same unit is seen here; should the unit roll
+  // back, the cached list names it for at most kCacheTtl, and the dispatcher drops notifications
+  // of subscriptions that do not exist.
   auto list = std::make_shared<std::vector<Subscription>>();
-  const auto rows = service_.store().query(
+  const auto rows = tx.query(
       {"SELECT c.id, v.content FROM resource_current c JOIN resource_version v ON v.seq = c.seq "
        "WHERE c.type = 'Subscription' AND NOT c.deleted",
        {}});

@@ -102,7 +102,9 @@ class ResourceService {
   // observer writes with tx.execute() commits or rolls back with the version (the HL7 outbox,
   // subscriptions and audit build on this). A unit that is retried calls it again for the new
   // attempt. An exception from an observer rolls the write back and propagates (StoreUnavailable
-  // as 503, like any store failure). Register observers before the service handles requests.
+  // as 503, like any store failure). Observers read and write through `tx` only: opening another
+  // store connection while the write holds one can exhaust the pool under load (every in-flight
+  // write waiting for a second connection). Register observers before the service handles requests.
   using WriteObserver = std::function<void(StoreTransaction& tx, const StoredVersion& v)>;
   void addWriteObserver(WriteObserver observer) { observers_.push_back(std::move(observer)); }
 

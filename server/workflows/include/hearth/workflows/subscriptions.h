@@ -19,8 +19,9 @@
 //    else or no answer: retried with exponential back-off (1 s doubling up to 5 min), at most
 //    maxAttempts times, then failed. Notifications of one subscription go out in write order;
 //    a failing endpoint holds back only its own subscription's queue.
-//  - The list of live subscriptions is cached and reloaded at most a second after a Subscription
-//    write commits (a write in flight when the list is reloaded is picked up by the next load).
+//  - The list of live subscriptions is cached for at most a second and dropped at once when a
+//    Subscription is written; it is read inside a writing transaction (never on a second
+//    connection, which could exhaust the pool under load).
 //  - Deleting the Subscription (or setting it off) drops its undelivered notifications.
 // Thread-safe; install() before the service handles requests, start() once listening.
 #include <atomic>
