@@ -23,6 +23,7 @@
 #include "hearth/server/config.h"
 #include "hearth/workflows/booking.h"
 #include "hearth/workflows/notifications.h"
+#include "hearth/workflows/registration.h"
 #include "hearth/workflows/subscriptions.h"
 #include "http_front.h"
 #include "metrics.h"
@@ -145,6 +146,7 @@ int HearthApp::main(const std::vector<std::string>&) {
   if (groupCommit < 0) groupCommit = store->backendName() == "sqlite" ? 64 : 0;
   serviceOptions.groupCommitMax = groupCommit;
   fhir::ResourceService service(*store, model, serviceOptions);
+  if (cfg.registration.rejectDuplicates) workflows::installDuplicateCheck(service);
   if (cfg.scheduling.preventDoubleBooking) {
     workflows::installBookingGuard(service, {cfg.scheduling.maxAppointmentMinutes});
   }

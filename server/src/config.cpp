@@ -91,6 +91,10 @@ Config Config::load(const Poco::Util::AbstractConfiguration& c) {
   f.groupCommitMax = intKey(c, "store.group-commit.max", -1, -1, 10000);
   f.conditionalDeleteMultiple = boolKey(c, "fhir.conditional-delete.multiple", false);
 
+  const std::string duplicates = c.getString("registration.duplicate-check", "off");
+  if (duplicates != "off" && duplicates != "reject") throw ConfigError("registration.duplicate-check must be off or reject");
+  cfg.registration.rejectDuplicates = duplicates == "reject";
+
   SchedulingConfig& sc = cfg.scheduling;
   sc.preventDoubleBooking = boolKey(c, "scheduling.prevent-double-booking", sc.preventDoubleBooking);
   sc.maxAppointmentMinutes = intKey(c, "scheduling.max-appointment-minutes", sc.maxAppointmentMinutes, 1, 7 * 24 * 60);

@@ -21,6 +21,7 @@
 #include "hearth/fhir/bundle.h"
 #include "hearth/fhir/json.h"
 #include "hearth/fhir/xml.h"
+#include "hearth/workflows/registration.h"
 #include "hearth/workflows/stats.h"
 
 namespace hearth::server {
@@ -580,6 +581,15 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       if (method != "POST") methodNotAllowed(req, "POST");
       xml_ = negotiate(req, query_);
       return search(req, type, "", "", formParams(req, r), r);
+    }
+    if (n == 2 && type == "Patient" && segs[2] == "$match") {
+      // Candidate records for a patient (hearth/workflows/registration.h).
+      route_ = Route::Operation;
+      if (method != "POST") methodNotAllowed(req, "POST");
+      xml_ = negotiate(req, query_);
+      const std::string body = readFhirBody(req, r);
+      r.body = workflows::patientMatch(ctx_.service, body, base(req));
+      return;
     }
     const std::string id(segs[2]);
     if (n == 2) {

@@ -41,6 +41,12 @@ struct FhirConfig {
 };
 
 // Hospital workflows (issue 6).
+struct RegistrationConfig {
+  // registration.duplicate-check = reject: a new Patient with the same family and given name,
+  // birth date and phone as a live one -> 409. off: no check.
+  bool rejectDuplicates = false;
+};
+
 struct SchedulingConfig {
   bool preventDoubleBooking = true;   // refuse overlapping active Appointments (409)
   int maxAppointmentMinutes = 24 * 60;  // longest appointment booked (the overlap check's window)
@@ -82,6 +88,7 @@ struct Config {
   HttpConfig http;
   fhir::StoreOptions store;
   FhirConfig fhir;
+  RegistrationConfig registration;
   SchedulingConfig scheduling;
   SubscriptionsConfig subscriptions;
   NotificationsConfig notifications;
