@@ -21,6 +21,7 @@
 #include "hearth/fhir/bundle.h"
 #include "hearth/fhir/json.h"
 #include "hearth/fhir/xml.h"
+#include "hearth/workflows/billing.h"
 #include "hearth/workflows/registration.h"
 #include "hearth/workflows/stats.h"
 
@@ -581,6 +582,15 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       if (method != "POST") methodNotAllowed(req, "POST");
       xml_ = negotiate(req, query_);
       return search(req, type, "", "", formParams(req, r), r);
+    }
+    if (n == 2 && type == "Invoice" && segs[2] == "$generate") {
+      // Bill an encounter's or a patient's charge items (hearth/workflows/billing.h).
+      route_ = Route::Operation;
+      if (method != "POST") methodNotAllowed(req, "POST");
+      xml_ = negotiate(req, query_);
+      const std::string body = readFhirBody(req, r);
+      const fhir::WriteOutcome out = workflows::generateInvoice(ctx_.service, ctx_.search, body);
+      return writeResponse(req, out, 201, r);
     }
     if (n == 2 && type == "Patient" && segs[2] == "$match") {
       // Candidate records for a patient (hearth/workflows/registration.h).

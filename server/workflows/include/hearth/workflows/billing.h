@@ -1,0 +1,34 @@
+#pragma once
+// Invoice/$generate (issue 6 item 4): bill the billable ChargeItems of an encounter (or of a
+// patient over a period) as one Invoice, computed exactly (Decimal, never floating point), in one
+// atomic unit with the ChargeItems moving to status billed, so two concurrent $generate calls
+// cannot bill an item twice.
+//
+// Input: a Parameters resource with
+//   encounter  valueReference Encounter/<id>          (the ChargeItems whose context is it), or
+//   patient    valueReference Patient/<id> plus optional periodStart / periodEnd (valueDate or
+//              valueDateTime: ChargeItems whose occurrence falls in it)
+//   taxRate    valueDecimal (e.g. 0.19), optional: applied to lines whose definition has no tax
+// Pricing of a ChargeItem (status billable; others are ignored):
+//   unit price = priceOverride, else the base priceComponent of the ChargeItemDefinition named by
+//   definitionCanonical (url[|version]); quantity = quantity.value (1 if absent);
+//   factorOverride multiplies. base = unit price x quantity x factor, rounded to cents.
+//   The definition's other priceComponents of its first propertyGroup apply to the base:
+//   surcharge and discount (amount x quantity, or factor x base), then tax (factor x (base +
+//   surcharge - discount)); each rounded to cents, half-up.
+//   totalNet = sum of (base + surcharge - discount); totalGross = totalNet + sum of tax.
+// Output: the created Invoice (status issued, subject, date, one lineItem per ChargeItem with its
+// price components, totalNet, totalGross). 422 when nothing is billable, when prices are missing
+// or currencies mixed; 400 for malformed parameters.
+#include <string>
+
+#include "hearth/fhir/search.h"
+#include "hearth/fhir/service.h"
+
+namespace hearth::workflows {
+
+// Returns the created Invoice's version (created = true).
+fhir::WriteOutcome generateInvoice(fhir::ResourceService& service, fhir::SearchEngine& search,
+                                 const std::string& parametersJson);
+
+}  // namespace hearth::workflows
