@@ -63,6 +63,11 @@
 //   subscription, the resource version (Type/id/_history/n and its store seq, the per-subscription
 //   delivery order), the payload (resource JSON, empty for ping), status pending/delivered/failed/
 //   dropped, attempts, next due time, last error.
+//
+// Version 6: pharmacy stock (workflows/pharmacy.h). stock_lot: units on hand per Medication and
+//   lot, with the lot's expiry date (never negative: CHECK); stock_item: the reorder level per
+//   Medication; stock_movement: every change (receipt +, dispense -) with the resource that made
+//   it, so a dispense is applied once and stock can be traced.
 #include "store_common.h"
 
 namespace hearth::fhir::storeimpl {
@@ -238,6 +243,31 @@ CREATE TABLE event_outbox (
 );
 CREATE INDEX event_outbox_due ON event_outbox (kind, status, next_attempt_us);
 CREATE INDEX event_outbox_queue ON event_outbox (subscription_id, status, seq);
+)SQL"},
+      {6, "pharmacy stock", R"SQL(
+CREATE TABLE stock_lot (
+  medication_id TEXT NOT NULL,
+  lot           TEXT NOT NULL,
+  expiry        TEXT NOT NULL,
+  quantity      BIGINT NOT NULL CHECK (quantity >= 0),
+  received_us   BIGINT NOT NULL,
+  PRIMARY KEY (medication_id, lot)
+);
+CREATE TABLE stock_item (
+  medication_id TEXT PRIMARY KEY,
+  reorder_level BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE stock_movement (
+  id            TEXT PRIMARY KEY,
+  medication_id TEXT NOT NULL,
+  lot           TEXT NOT NULL,
+  delta         BIGINT NOT NULL,
+  reason        TEXT NOT NULL,
+  resource      TEXT NOT NULL,
+  at_us         BIGINT NOT NULL
+);
+CREATE INDEX stock_movement_resource ON stock_movement (resource);
+CREATE INDEX stock_movement_medication ON stock_movement (medication_id, at_us);
 )SQL"},
   };
   return steps;
@@ -416,6 +446,31 @@ CREATE TABLE event_outbox (
 );
 CREATE INDEX event_outbox_due ON event_outbox (kind, status, next_attempt_us);
 CREATE INDEX event_outbox_queue ON event_outbox (subscription_id, status, seq);
+)SQL"},
+      {6, "pharmacy stock", R"SQL(
+CREATE TABLE stock_lot (
+  medication_id TEXT COLLATE "C" NOT NULL,
+  lot           TEXT COLLATE "C" NOT NULL,
+  expiry        TEXT COLLATE "C" NOT NULL,
+  quantity      BIGINT NOT NULL CHECK (quantity >= 0),
+  received_us   BIGINT NOT NULL,
+  PRIMARY KEY (medication_id, lot)
+);
+CREATE TABLE stock_item (
+  medication_id TEXT COLLATE "C" PRIMARY KEY,
+  reorder_level BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE stock_movement (
+  id            TEXT COLLATE "C" PRIMARY KEY,
+  medication_id TEXT COLLATE "C" NOT NULL,
+  lot           TEXT COLLATE "C" NOT NULL,
+  delta         BIGINT NOT NULL,
+  reason        TEXT COLLATE "C" NOT NULL,
+  resource      TEXT COLLATE "C" NOT NULL,
+  at_us         BIGINT NOT NULL
+);
+CREATE INDEX stock_movement_resource ON stock_movement (resource);
+CREATE INDEX stock_movement_medication ON stock_movement (medication_id, at_us);
 )SQL"},
   };
   return steps;

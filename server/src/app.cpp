@@ -23,6 +23,7 @@
 #include "hearth/server/config.h"
 #include "hearth/workflows/booking.h"
 #include "hearth/workflows/notifications.h"
+#include "hearth/workflows/pharmacy.h"
 #include "hearth/workflows/registration.h"
 #include "hearth/workflows/subscriptions.h"
 #include "http_front.h"
@@ -147,6 +148,7 @@ int HearthApp::main(const std::vector<std::string>&) {
   serviceOptions.groupCommitMax = groupCommit;
   fhir::ResourceService service(*store, model, serviceOptions);
   if (cfg.registration.rejectDuplicates) workflows::installDuplicateCheck(service);
+  workflows::installStockGuard(service);  // completed dispenses take stock (pharmacy.h)
   if (cfg.scheduling.preventDoubleBooking) {
     workflows::installBookingGuard(service, {cfg.scheduling.maxAppointmentMinutes});
   }

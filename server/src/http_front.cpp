@@ -22,6 +22,7 @@
 #include "hearth/fhir/json.h"
 #include "hearth/fhir/xml.h"
 #include "hearth/workflows/billing.h"
+#include "hearth/workflows/pharmacy.h"
 #include "hearth/workflows/registration.h"
 #include "hearth/workflows/stats.h"
 
@@ -592,6 +593,13 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       const fhir::WriteOutcome out = workflows::generateInvoice(ctx_.service, ctx_.search, body);
       return writeResponse(req, out, 201, r);
     }
+    if (n == 2 && type == "Medication" && segs[2] == "$stock") {
+      route_ = Route::Operation;
+      if (method != "GET") methodNotAllowed(req, "GET, HEAD");
+      xml_ = negotiate(req, query_);
+      r.body = workflows::stockReport(ctx_.service, "", expiringWithinDays());
+      return;
+    }
     if (n == 2 && type == "Patient" && segs[2] == "$match") {
       // Candidate records for a patient (hearth/workflows/registration.h).
       route_ = Route::Operation;
@@ -654,6 +662,19 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       xml_ = negotiate(req, query_);
       fhir::ResourceService::checkId(id);
       return history(req, type, id, r);
+    }
+    if (n == 3 && type == "Medication" && (segs[3] == "$stock" || segs[3] == "$stock-receive")) {
+      // Pharmacy stock of one Medication (hearth/workflows/pharmacy.h).
+      route_ = Route::Operation;
+      xml_ = negotiate(req, query_);
+      if (segs[3] == "$stock-receive") {
+        if (method != "POST") methodNotAllowed(req, "POST");
+        r.body = workflows::receiveStock(ctx_.service, id, readFhirBody(req, r));
+      } else {
+        if (method != "GET") methodNotAllowed(req, "GET, HEAD");
+        r.body = workflows::stockReport(ctx_.service, id, expiringWithinDays());
+      }
+      return;
     }
     if (n == 3 && segs[3] == "$everything") {
       route_ = Route::Everything;
@@ -824,6 +845,16 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
                                    : "Deleted " + type + "/" + out.version.id + " (version " +
                                          std::to_string(out.version.version) + ")";
     r.body = fhir::operationOutcomeJson(fhir::Severity::Information, IssueType::Informational, text);
+  }
+
+  // expiring-within of Medication/$stock: days, 0..3650, default 30.
+  int expiringWithinDays() const {
+    const std::string* v = query_.get("expiring-within");
+    if (!v) return 30;
+    if (v->empty() || v->size() > 4 || v->find_first_not_of("0123456789") != std::string::npos || std::stoi(*v) > 3650) {
+      throw FhirError(400, IssueType::Invalid, "expiring-within must be a number of days (0 to 3650)", "expiring-within");
+    }
+    return std::stoi(*v);
   }
 
   void writeResponse(const HTTPServerRequest& req, const fhir::WriteOutcome& out, int status, Response& r) {
