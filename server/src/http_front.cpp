@@ -24,6 +24,7 @@
 #include "hearth/workflows/billing.h"
 #include "hearth/workflows/pharmacy.h"
 #include "hearth/workflows/registration.h"
+#include "hearth/workflows/scheduling.h"
 #include "hearth/workflows/stats.h"
 
 namespace hearth::server {
@@ -593,6 +594,12 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       const fhir::WriteOutcome out = workflows::generateInvoice(ctx_.service, ctx_.search, body);
       return writeResponse(req, out, 201, r);
     }
+    if (n == 2 && type == "Appointment" && segs[2] == "$book") {
+      route_ = Route::Operation;
+      if (method != "POST") methodNotAllowed(req, "POST");
+      xml_ = negotiate(req, query_);
+      return writeResponse(req, workflows::bookAppointment(ctx_.service, readFhirBody(req, r)), 201, r);
+    }
     if (n == 2 && type == "Medication" && segs[2] == "$stock") {
       route_ = Route::Operation;
       if (method != "GET") methodNotAllowed(req, "GET, HEAD");
@@ -662,6 +669,19 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       xml_ = negotiate(req, query_);
       fhir::ResourceService::checkId(id);
       return history(req, type, id, r);
+    }
+    if (n == 3 && ((type == "Schedule" && segs[3] == "$generate-slots") || (type == "Appointment" && segs[3] == "$cancel"))) {
+      // Scheduling operations (hearth/workflows/scheduling.h).
+      route_ = Route::Operation;
+      if (method != "POST") methodNotAllowed(req, "POST");
+      xml_ = negotiate(req, query_);
+      const bool hasBody = req.getContentLength() > 0 || req.getChunkedTransferEncoding();
+      const std::string body = hasBody ? readFhirBody(req, r) : std::string();
+      if (type == "Schedule") {
+        r.body = workflows::generateScheduleSlots(ctx_.service, id, body);
+        return;
+      }
+      return writeResponse(req, workflows::cancelAppointment(ctx_.service, id, body), 200, r);
     }
     if (n == 3 && type == "Medication" && (segs[3] == "$stock" || segs[3] == "$stock-receive")) {
       // Pharmacy stock of one Medication (hearth/workflows/pharmacy.h).
