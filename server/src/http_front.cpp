@@ -23,6 +23,7 @@
 #include "hearth/fhir/xml.h"
 #include "hearth/workflows/billing.h"
 #include "hearth/workflows/pharmacy.h"
+#include "hearth/workflows/prescribing.h"
 #include "hearth/workflows/registration.h"
 #include "hearth/workflows/scheduling.h"
 #include "hearth/workflows/stats.h"
@@ -593,6 +594,14 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       const std::string body = readFhirBody(req, r);
       const fhir::WriteOutcome out = workflows::generateInvoice(ctx_.service, ctx_.search, body);
       return writeResponse(req, out, 201, r);
+    }
+    if (n == 2 && type == "MedicationRequest" && segs[2] == "$check") {
+      // Prescription safety checks (hearth/workflows/prescribing.h).
+      route_ = Route::Operation;
+      if (method != "POST") methodNotAllowed(req, "POST");
+      xml_ = negotiate(req, query_);
+      r.body = workflows::checkPrescription(ctx_.service, ctx_.search, readFhirBody(req, r));
+      return;
     }
     if (n == 2 && type == "Appointment" && segs[2] == "$book") {
       route_ = Route::Operation;
