@@ -21,6 +21,7 @@
 #include "hearth/fhir/model.h"
 #include "hearth/fhir/service.h"
 #include "hearth/server/config.h"
+#include "hl7_outbox.h"
 #include "http_front.h"
 #include "metrics.h"
 
@@ -157,6 +158,16 @@ int HearthApp::main(const std::vector<std::string>&) {
   fhir::SearchEngine search(service);
   fhir::InteractionProcessor interactions(service, search);
 
+  // --- HL7 v2 outbound (FHIR -> v2 over MLLP, durable outbox; server/src/hl7_outbox.h) ---
+  std::unique_ptr<Hl7Outbox> hl7Outbox;
+  try {
+    hl7Outbox = Hl7Outbox::start(config(), service, *store);
+  } catch (const std::invalid_argument& e) {
+    logEvent("error", std::string("configuration error: ") + e.what());
+    return EXIT_CONFIG;
+  }
+  // --- end HL7 v2 outbound ---
+
   Metrics metrics;
   std::FILE* logOut = stderr;
   if (!cfg.log.file.empty()) {
@@ -225,6 +236,7 @@ int HearthApp::main(const std::vector<std::string>&) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     pool.joinAll();
+    if (hl7Outbox) hl7Outbox->stop();  // HL7 v2 outbound: finish the message in flight
   } catch (const Poco::Exception& e) {
     logEvent("error", "HTTP server failed: " + e.displayText());
     return EXIT_SOFTWARE;
