@@ -596,6 +596,8 @@ std::string serviceRequestToV2(std::string_view json, OrderMessage type, OrderCo
   }
   orc.set(9, fhirDateToV2(str(sr, "authoredOn")));
   setXcn(orc, 12, 0, member(sr, "requester"), resolve, o);
+  // Copied now: adding segments may move the segment storage (orc is not used after this).
+  const std::string placerRaw(orc.rawField(2)), fillerRaw(orc.rawField(3)), providerRaw(orc.rawField(12));
   if (oml && (!whenV2.empty() || !prio.empty())) {
     hl7::Segment& tq1 = msg.addSegment("TQ1");
     tq1.set(1, "1");
@@ -605,10 +607,11 @@ std::string serviceRequestToV2(std::string_view json, OrderMessage type, OrderCo
 
   hl7::Segment& obr = msg.addSegment("OBR");
   obr.set(1, "1");
-  for (int f : {2, 3}) obr.setRaw(f, std::string(orc.rawField(f)));
+  obr.setRaw(2, placerRaw);
+  obr.setRaw(3, fillerRaw);
   setCwe(obr, 4, 0, code);
   obr.set(6, whenV2);  // requested date/time
-  obr.setRaw(16, std::string(orc.rawField(12)));
+  obr.setRaw(16, providerRaw);
   if (!oml) {
     obr.set(27, 0, 4, 0, whenV2);
     obr.set(27, 0, 6, 0, prio);
