@@ -102,8 +102,9 @@ struct Server {
   std::unique_ptr<HearthProcess> proc;
   std::unique_ptr<HttpClient> http;
 
-  Server(const Backend& b, uint16_t partnerPort) {
+  Server(const Backend& b, uint16_t partnerPort, std::vector<std::string> extraArgs = {}) {
     ServerOptions o;
+    o.args = std::move(extraArgs);
     o.db = b.db;
     const std::string port = std::to_string(partnerPort);
     auto set = [&](const std::string& kv) { o.args.insert(o.args.end(), {"--set", kv}); };
@@ -181,6 +182,7 @@ class OutboxHttpTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(testFailedTransactionEnqueuesNothing);
   CPPUNIT_TEST(testChargeItemAndInvoiceGoOutAsDft);
   CPPUNIT_TEST(testPendingRowDeliveredAfterRestart);
+  CPPUNIT_TEST(testAdminRoutesNeedWriteAccess);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -388,6 +390,27 @@ class OutboxHttpTest : public CppUnit::TestFixture {
       CPPUNIT_ASSERT_MESSAGE(b.name, waitFor([&] { return s.statusOf("ServiceRequest/" + sr) == "sent"; }));
       CPPUNIT_ASSERT_EQUAL(size_t(1), partner.with(placer).size());
     }
+  }
+
+  // The outbox holds PHI (payloads): its routes need a token with write access, like FHIR writes.
+  void testAdminRoutesNeedWriteAccess() {
+    const std::string readToken = "read-" + randomToken(16), writeToken = "write-" + randomToken(16);
+    Partner partner;
+    partner.start(0);
+    Server s(sqliteBackend(), partner.port,
+             {"--set", "auth.enabled=true", "--set",
+              "auth.tokens=" + sha256Hex(readToken) + ":read," + sha256Hex(writeToken) + ":write"});
+    const Headers reader{{"Authorization", "Bearer " + readToken}};
+    const Headers writer{{"Authorization", "Bearer " + writeToken}};
+    assertStatus(401, s.http->get("/admin/hl7/outbox"));
+    assertStatus(403, s.http->get("/admin/hl7/outbox", reader));
+    assertStatus(403, s.http->get("/admin/hl7/outbox/x", reader));
+    assertStatus(403, s.http->post("/admin/hl7/outbox/x/$retry", "", reader));
+    HttpResponse list = s.http->get("/admin/hl7/outbox?status=pending", writer);
+    assertStatus(200, list);
+    CPPUNIT_ASSERT(list.json()["entries"].IsArray());
+    assertStatus(404, s.http->post("/admin/hl7/outbox/x/$retry", "", writer));
+    assertStatus(405, s.http->request("DELETE", "/admin/hl7/outbox/x", "", writer));
   }
 };
 
