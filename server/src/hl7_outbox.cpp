@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <ctime>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <set>
@@ -98,26 +99,49 @@ int64_t integer(const SqlValue& v) {
   return 0;
 }
 
-// Reads a resource's live content inside the transaction (sees the transaction's own writes).
-adapters::Resolver resolverFor(fhir::StoreTransaction& tx) {
-  return [&tx](std::string_view type, std::string_view id) -> std::optional<std::string> {
+using QueryFn = std::function<std::vector<SqlRow>(const SqlQuery&)>;
+
+// Reads a resource's live content through `query`: inside the writing transaction (sees its own
+// writes) when enqueuing, committed data when a deferred row is mapped at delivery.
+adapters::Resolver resolverFor(QueryFn query) {
+  return [query](std::string_view type, std::string_view id) -> std::optional<std::string> {
     std::vector<SqlRow> rows;
     if (type == "Coverage" && id.rfind("?beneficiary=Patient/", 0) == 0) {
       const std::string patient(id.substr(std::string_view("?beneficiary=Patient/").size()));
-      rows = tx.query({"SELECT v.content FROM search_reference r "
-                       "JOIN resource_current c ON c.type = r.type AND c.id = r.id "
-                       "JOIN resource_version v ON v.seq = c.seq "
-                       "WHERE r.type = 'Coverage' AND r.param = 'beneficiary' AND r.target_type = 'Patient' "
-                       "AND r.target_id = ? AND NOT c.deleted ORDER BY c.seq DESC LIMIT 1",
-                       {patient}});
+      rows = query({"SELECT v.content FROM search_reference r "
+                    "JOIN resource_current c ON c.type = r.type AND c.id = r.id "
+                    "JOIN resource_version v ON v.seq = c.seq "
+                    "WHERE r.type = 'Coverage' AND r.param = 'beneficiary' AND r.target_type = 'Patient' "
+                    "AND r.target_id = ? AND NOT c.deleted ORDER BY c.seq DESC LIMIT 1",
+                    {patient}});
     } else {
-      rows = tx.query({"SELECT v.content FROM resource_current c JOIN resource_version v ON v.seq = c.seq "
-                       "WHERE c.type = ? AND c.id = ? AND NOT c.deleted",
-                       {std::string(type), std::string(id)}});
+      rows = query({"SELECT v.content FROM resource_current c JOIN resource_version v ON v.seq = c.seq "
+                    "WHERE c.type = ? AND c.id = ? AND NOT c.deleted",
+                    {std::string(type), std::string(id)}});
     }
     if (rows.empty() || rows[0].empty()) return std::nullopt;
     return text(rows[0][0]);
   };
+}
+
+// A row whose mapping failed at enqueue time (typically a transaction Bundle that writes the
+// ServiceRequest before its Patient) carries this instead of a payload, with the order control;
+// the dispatcher maps it from committed data when it reaches the head. Not base64 (':').
+constexpr std::string_view kDeferred = "defer:";
+
+const char* controlName(adapters::OrderControl c) {
+  switch (c) {
+    case adapters::OrderControl::NW: return "NW";
+    case adapters::OrderControl::XO: return "XO";
+    case adapters::OrderControl::CA: return "CA";
+    default: return "";
+  }
+}
+adapters::OrderControl controlFromName(std::string_view n) {
+  if (n == "NW") return adapters::OrderControl::NW;
+  if (n == "XO") return adapters::OrderControl::XO;
+  if (n == "CA") return adapters::OrderControl::CA;
+  return adapters::OrderControl::None;
 }
 
 bool categoryMatches(const std::string& json, const std::string& wanted) {
@@ -173,10 +197,12 @@ struct Hl7Outbox::Impl {
 
   // Whether an earlier message about `source` (type/id) went into this route's queue.
   bool alreadyQueued(fhir::StoreTransaction& tx, const Route& r, const fhir::StoredVersion& v) {
-    const std::string pattern = v.type + "/" + v.id + "/!_history/%";
-    auto rows = tx.query({"SELECT COUNT(*) FROM hl7_outbox WHERE route = ? AND source LIKE ? ESCAPE '!' "
+    // Sources are "<type>/<id>/_history/<version>": a bytewise range over the prefix (indexed;
+    // '0' is the byte after '/'). Rows without payload (mapping failures) were never sent.
+    const std::string prefix = v.type + "/" + v.id + "/_history/";
+    auto rows = tx.query({"SELECT COUNT(*) FROM hl7_outbox WHERE route = ? AND source >= ? AND source < ? "
                           "AND payload_b64 <> ''",
-                          {r.name, pattern}});
+                          {r.name, prefix, prefix.substr(0, prefix.size() - 1) + "0"}});
     return !rows.empty() && integer(rows[0][0]) > 0;
   }
 
@@ -206,36 +232,89 @@ struct Hl7Outbox::Impl {
       return;
     }
 
+    const std::string controlId = hl7::newControlId();
+    std::string error;
+    std::string payload = build(r, v.type, content, control, controlId,
+                                [&tx](const SqlQuery& q) { return tx.query(q); }, error);
+    const fhir::Instant now = fhir::nowInstant();
+    const std::string source = v.type + "/" + v.id + "/_history/" + std::to_string(v.version);
+    std::string stored = b64encode(payload);
+    if (!error.empty()) {
+      stored = std::string(kDeferred) + controlName(control);
+      error = "mapping deferred to delivery: " + error;
+      logEvent("info", "hl7 outbox " + r.name + ": " + error + " (" + v.type + "/" + v.id + ")");
+    }
+    tx.execute({"INSERT INTO hl7_outbox (id, route, message_type, control_id, source, payload_b64, status, attempts, "
+                "next_attempt_us, created_at, created_us, sent_at, ack_code, last_error) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, '', '', ?)",
+                {newRowId(), r.name, r.message, controlId, source, stored, now.epochMicros, now.text,
+                 now.epochMicros, error}});
+  }
+
+  // Maps one resource version for route r; "" and `error` set when it cannot be mapped.
+  std::string build(const Route& r, const std::string& type, const std::string& content,
+                    adapters::OrderControl control, const std::string& controlId, QueryFn query, std::string& error) {
     adapters::OutboundOptions o = base;
     o.receivingApplication = r.receivingApplication;
     o.receivingFacility = r.receivingFacility;
-    o.controlId = hl7::newControlId();
+    o.controlId = controlId;
     o.timestamp = v2Now();
-    std::string payload, error;
     try {
-      const auto resolve = resolverFor(tx);
-      if (r.message == "DFT^P03") {
-        payload = adapters::financialToDft(v.type, content, resolve, o);
-      } else if (v.type == "ServiceRequest") {
-        payload = adapters::serviceRequestToV2(
+      const auto resolve = resolverFor(std::move(query));
+      if (r.message == "DFT^P03") return adapters::financialToDft(type, content, resolve, o);
+      if (type == "ServiceRequest")
+        return adapters::serviceRequestToV2(
             content, r.message == "OML^O21" ? adapters::OrderMessage::OML_O21 : adapters::OrderMessage::ORM_O01,
             control, resolve, o);
-      } else {
-        error = "route message " + r.message + " does not carry " + v.type;
-      }
+      error = "route message " + r.message + " does not carry " + type;
     } catch (const adapters::OutboundError& e) {
       error = std::string("cannot map: ") + e.what();
     } catch (const hl7::Hl7Error& e) {
       error = std::string("cannot encode: ") + e.what();
     }
-    const fhir::Instant now = fhir::nowInstant();
-    const std::string source = v.type + "/" + v.id + "/_history/" + std::to_string(v.version);
-    tx.execute({"INSERT INTO hl7_outbox (id, route, message_type, control_id, source, payload_b64, status, attempts, "
-                "next_attempt_us, created_at, created_us, sent_at, ack_code, last_error) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, '', '', ?)",
-                {newRowId(), r.name, r.message, o.controlId, source, error.empty() ? b64encode(payload) : std::string(),
-                 std::string(error.empty() ? "pending" : "failed"), now.epochMicros, now.text, now.epochMicros, error}});
-    if (!error.empty()) logEvent("warn", "hl7 outbox: " + source + " not sent to route " + r.name + ": " + error);
+    return {};
+  }
+
+  // A deferred row reaching the head: map it now from committed data (the source version's
+  // content, referenced resources as they are now). Returns the payload, or "" after marking the
+  // row failed.
+  std::string mapDeferred(const Route& r, const std::string& id, const std::string& stored,
+                          const std::string& controlId) {
+    std::string source;
+    auto rows = store.query({"SELECT source FROM hl7_outbox WHERE id = ?", {id}});
+    if (!rows.empty()) source = text(rows[0][0]);
+    // "<type>/<id>/_history/<version>"
+    const size_t s1 = source.find('/'), h = source.find("/_history/");
+    std::string error, payload;
+    if (s1 == std::string::npos || h == std::string::npos || h <= s1) {
+      error = "cannot map: unreadable source";
+    } else {
+      const std::string type = source.substr(0, s1), rid = source.substr(s1 + 1, h - s1 - 1);
+      const adapters::OrderControl control = controlFromName(std::string_view(stored).substr(kDeferred.size()));
+      int64_t version = std::strtoll(source.c_str() + h + 10, nullptr, 10);
+      if (control == adapters::OrderControl::CA && type == "ServiceRequest") {
+        auto del = store.query({"SELECT deleted FROM resource_version WHERE type = ? AND id = ? AND version = ?",
+                                {type, rid, version}});
+        if (!del.empty() && integer(del[0][0]) != 0) --version;  // cancel from the last live version
+      }
+      auto content = store.query({"SELECT content FROM resource_version WHERE type = ? AND id = ? AND version = ?",
+                                  {type, rid, version}});
+      if (content.empty()) {
+        error = "cannot map: the source version is gone";
+      } else {
+        payload = build(r, type, text(content[0][0]), control, controlId,
+                        [this](const SqlQuery& q) { return store.query(q); }, error);
+      }
+    }
+    if (!error.empty()) {
+      update("UPDATE hl7_outbox SET status = 'failed', last_error = ? WHERE id = ? AND status = 'pending'",
+             {error, id});
+      logEvent("warn", "hl7 outbox " + r.name + ": message " + id + " not sent: " + error);
+      return {};
+    }
+    const std::string encoded = b64encode(payload);
+    update("UPDATE hl7_outbox SET payload_b64 = ?, last_error = '' WHERE id = ? AND status = 'pending'", {encoded, id});
+    return payload;
   }
 
   // ---- delivery ----
@@ -286,7 +365,15 @@ struct Hl7Outbox::Impl {
         continue;
       }
       try {
-        deliver(r, client, id, b64decode(text(rows[0][1])), controlId, attempts);
+        const std::string stored = text(rows[0][1]);
+        std::string payload;
+        if (stored.rfind(kDeferred, 0) == 0) {
+          payload = mapDeferred(r, id, stored, controlId);
+          if (payload.empty()) continue;  // marked failed; the next row is the head now
+        } else {
+          payload = b64decode(stored);
+        }
+        deliver(r, client, id, payload, controlId, attempts);
       } catch (const std::exception& e) {
         logEvent("error", "hl7 outbox " + r.name + ": cannot record delivery of " + id + ": " + e.what());
         sleepFor(1000);
@@ -508,7 +595,8 @@ std::optional<std::string> outboxEntryJson(fhir::ResourceStore& store, const std
   if (rows.empty()) return std::nullopt;
   std::string out;
   rowJson(out, rows[0]);
-  field(out, "payload", b64decode(text(rows[0][12])));
+  const std::string stored = text(rows[0][12]);
+  field(out, "payload", stored.rfind(kDeferred, 0) == 0 ? std::string() : b64decode(stored));
   out += '}';
   return out;
 }

@@ -14,9 +14,12 @@
 //                   message of the order went to that route); draft and completed: nothing.
 //   ChargeItem      the first version with status billable (one DFT per charge).
 //   Invoice         the first version with status issued or balanced (one DFT, FT1 per line).
-// A version that matches but cannot be mapped (no resolvable Patient, no code ...) gets a row with
-// status failed, no payload and the reason in last_error, so operators see it; the write itself
-// succeeds (an outbound problem never blocks clinical data).
+// A version that matches but cannot be mapped in its transaction (typically a transaction Bundle
+// whose ServiceRequest entry is written before its Patient, or a Patient that does not exist) gets
+// a pending row with a deferred payload ("defer:<ORC-1>") and the reason in last_error: when it
+// reaches the head of its route, the dispatcher maps it from committed data (the source version,
+// referenced resources as they are then); if that fails too the row becomes failed with the
+// reason. The write itself always succeeds (an outbound problem never blocks clinical data).
 //
 // Delivery: one dispatcher thread per route, FIFO by creation, one message in flight, waiting for
 // the ACK (ack-timeout-ms). MSA-1 AA/CA -> sent; AR/CR -> failed; AE/CE -> failed as well (an
@@ -67,9 +70,9 @@ std::string outboxListJson(fhir::ResourceStore& store, const std::string& status
                            int limit);
 // One row with its payload decoded (segments separated by "\r" as on the wire); nullopt if absent.
 std::optional<std::string> outboxEntryJson(fhir::ResourceStore& store, const std::string& id);
-// $retry: a failed or pending row becomes pending, due now, attempts reset to 0.
-// Returns: 0 done, 404 no such row, 409 nothing to send (sent already, or no payload because the
-// mapping failed: fix the resource and write it again).
+// $retry: a failed or pending row becomes pending, due now, attempts reset to 0 (a row whose
+// mapping failed is mapped again from the current data of its references).
+// Returns: 0 done, 404 no such row, 409 already sent.
 int outboxRetry(fhir::ResourceStore& store, const std::string& id);
 
 }  // namespace hearth::server

@@ -481,7 +481,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
         if (method != "POST") methodNotAllowed(req, "POST");
         const int rc = outboxRetry(ctx_.service.store(), id);
         if (rc == 404) throw FhirError(404, IssueType::NotFound, "No outbox message with that id");
-        if (rc == 409) throw FhirError(409, IssueType::Conflict, "Nothing to resend: the message was sent, or its mapping failed (write the resource again)");
+        if (rc == 409) throw FhirError(409, IssueType::Conflict, "The message was sent already; nothing to resend");
         r.body = *outboxEntryJson(ctx_.service.store(), id);
         return;
       }

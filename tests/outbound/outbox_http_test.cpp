@@ -183,6 +183,7 @@ class OutboxHttpTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(testChargeItemAndInvoiceGoOutAsDft);
   CPPUNIT_TEST(testPendingRowDeliveredAfterRestart);
   CPPUNIT_TEST(testAdminRoutesNeedWriteAccess);
+  CPPUNIT_TEST(testOrderBeforeItsPatientInABundleAndUnmappableOrders);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -389,6 +390,42 @@ class OutboxHttpTest : public CppUnit::TestFixture {
       s.reconnect();
       CPPUNIT_ASSERT_MESSAGE(b.name, waitFor([&] { return s.statusOf("ServiceRequest/" + sr) == "sent"; }));
       CPPUNIT_ASSERT_EQUAL(size_t(1), partner.with(placer).size());
+    }
+  }
+
+  // A transaction may write the ServiceRequest before its Patient: the row is mapped at delivery
+  // from committed data. An order that can never be mapped (subject is not a Patient) is failed
+  // with the reason, and the FHIR write still succeeds.
+  void testOrderBeforeItsPatientInABundleAndUnmappableOrders() {
+    for (const Backend& b : backends()) {
+      Partner partner;
+      partner.start(0);
+      Server s(b, partner.port);
+      const std::string mrn = uniqueId("mrn"), placer = uniqueId("ord");
+      const std::string bundle = R"({"resourceType":"Bundle","type":"transaction","entry":[
+        {"fullUrl":"urn:uuid:4f0d8c3e-2222-4a4a-8c8c-000000000002","resource":{"resourceType":"ServiceRequest",
+          "status":"active","intent":"order","category":[{"text":"laboratory"}],
+          "identifier":[{"system":"urn:oid:2.16.840.1.113883.3.9001.2","value":")" + placer + R"("}],
+          "code":{"coding":[{"system":"http://loinc.org","code":"2345-7"}]},
+          "subject":{"reference":"urn:uuid:4f0d8c3e-2222-4a4a-8c8c-000000000001"}},
+          "request":{"method":"POST","url":"ServiceRequest"}},
+        {"fullUrl":"urn:uuid:4f0d8c3e-2222-4a4a-8c8c-000000000001","resource":)" + patientJson(mrn) +
+                                 R"(,"request":{"method":"POST","url":"Patient"}}]})";
+      assertStatus(200, s.http->post("/fhir", bundle, {{"Content-Type", "application/fhir+json"}}));
+      CPPUNIT_ASSERT_MESSAGE(b.name, waitFor([&] { return partner.with(placer).size() == 1; }));
+      CPPUNIT_ASSERT_EQUAL(mrn, partner.with(placer)[0].get("PID-3.1"));
+      CPPUNIT_ASSERT_EQUAL(std::string("2345-7"), partner.with(placer)[0].get("OBR-4.1"));
+
+      const std::string group = s.create("Group", R"({"resourceType":"Group","type":"person","actual":true})");
+      const std::string bad = uniqueId("ord");
+      std::string body = labOrderJson("x", bad, "2345-7");
+      body.replace(body.find("Patient/x"), 9, "Group/" + group);
+      const std::string sr = s.create("ServiceRequest", body);
+      CPPUNIT_ASSERT(waitFor([&] { return s.statusOf("ServiceRequest/" + sr) == "failed"; }));
+      std::string error;
+      s.row("ServiceRequest/" + sr, &error);
+      CPPUNIT_ASSERT_MESSAGE(error, error.find("Patient") != std::string::npos);
+      CPPUNIT_ASSERT_EQUAL(size_t(0), partner.with(bad).size());
     }
   }
 
