@@ -224,6 +224,17 @@ struct Hl7Outbox::Impl {
       const bool earlier = alreadyQueued(tx, r, v);
       if (control == adapters::OrderControl::XO && !earlier) control = adapters::OrderControl::NW;
       if (control == adapters::OrderControl::CA && !earlier) return;  // the partner never saw it
+      if (control == adapters::OrderControl::CA && v.version > 1) {
+        // Cancelled once is enough: no second CA when a revoked order is edited or deleted.
+        std::string before = content;  // for a deletion, content is already the previous version
+        if (!v.deleted) {
+          auto prev = tx.query({"SELECT content FROM resource_version WHERE type = ? AND id = ? AND version = ?",
+                                {v.type, v.id, v.version - 1}});
+          before = prev.empty() ? std::string() : text(prev[0][0]);
+        }
+        const std::string was = statusOf(before);
+        if (was == "revoked" || was == "entered-in-error" || (before.empty() && !v.deleted)) return;
+      }
     } else if (v.type == "ChargeItem") {
       if (status != "billable" || alreadyQueued(tx, r, v)) return;
     } else if (v.type == "Invoice") {

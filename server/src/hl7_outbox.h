@@ -11,7 +11,8 @@
 // rolls back enqueues nothing, a committed one is never lost. What is sent:
 //   ServiceRequest  active/on-hold: NW for the first message of that order on the route, XO for
 //                   later versions; revoked / entered-in-error / deleted: CA (only when an earlier
-//                   message of the order went to that route); draft and completed: nothing.
+//                   message of the order went to that route, and only once: not again when a
+//                   revoked order is edited or deleted); draft and completed: nothing.
 //   ChargeItem      the first version with status billable (one DFT per charge).
 //   Invoice         the first version with status issued or balanced (one DFT, FT1 per line).
 // A version that matches but cannot be mapped in its transaction (typically a transaction Bundle

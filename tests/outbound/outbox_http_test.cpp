@@ -222,14 +222,28 @@ class OutboxHttpTest : public CppUnit::TestFixture {
       CPPUNIT_ASSERT(jstr(detail.json(), "/payload").find(placer) != std::string::npos);
       // The imaging order matches no route (category filter): nothing queued.
       CPPUNIT_ASSERT(!s.row("ServiceRequest/" + imaging));
-      // A cancel: status revoked -> ORC-1 CA for the same placer number.
-      HttpResponse cur = s.http->get("/fhir/ServiceRequest/" + sr);
-      std::string body = cur.body;
-      body.replace(body.find("\"active\""), 8, "\"revoked\"");
+      // A change of the active order -> XO; then status revoked -> CA, same placer number.
+      std::string body = labOrderJson(pid, placer, "24323-8");
+      body.insert(body.find('{') + 1, "\"id\":\"" + sr + "\",\"priority\":\"stat\",");
       assertStatus(200, s.http->put("/fhir/ServiceRequest/" + sr, body, {{"Content-Type", "application/fhir+json"}}));
       CPPUNIT_ASSERT(waitFor([&] { return partner.with(placer).size() == 2; }));
-      CPPUNIT_ASSERT_EQUAL(std::string("CA"), partner.with(placer)[1].get("ORC-1"));
-      CPPUNIT_ASSERT_EQUAL(placer, partner.with(placer)[1].get("ORC-2.1"));
+      CPPUNIT_ASSERT_EQUAL(std::string("XO"), partner.with(placer)[1].get("ORC-1"));
+      CPPUNIT_ASSERT_EQUAL(std::string("S"), partner.with(placer)[1].get("OBR-27.6"));
+      body.replace(body.find("\"active\""), 8, "\"revoked\"");
+      assertStatus(200, s.http->put("/fhir/ServiceRequest/" + sr, body, {{"Content-Type", "application/fhir+json"}}));
+      CPPUNIT_ASSERT(waitFor([&] { return partner.with(placer).size() == 3; }));
+      CPPUNIT_ASSERT_EQUAL(std::string("CA"), partner.with(placer)[2].get("ORC-1"));
+      CPPUNIT_ASSERT_EQUAL(placer, partner.with(placer)[2].get("ORC-2.1"));
+      // Deleting the cancelled order sends no second CA; deleting a live one does.
+      assertStatusIn({200, 204}, s.http->del("/fhir/ServiceRequest/" + sr));
+      const std::string placer2 = uniqueId("ord");
+      const std::string sr2 = s.create("ServiceRequest", labOrderJson(pid, placer2, "2345-7"));
+      CPPUNIT_ASSERT(waitFor([&] { return partner.with(placer2).size() == 1; }));
+      assertStatusIn({200, 204}, s.http->del("/fhir/ServiceRequest/" + sr2));
+      CPPUNIT_ASSERT(waitFor([&] { return partner.with(placer2).size() == 2; }));
+      CPPUNIT_ASSERT_EQUAL(std::string("CA"), partner.with(placer2)[1].get("ORC-1"));
+      CPPUNIT_ASSERT_EQUAL(std::string("2345-7"), partner.with(placer2)[1].get("OBR-4.1"));
+      CPPUNIT_ASSERT_EQUAL(size_t(3), partner.with(placer).size());
       // Unknown row, and retrying a sent row.
       assertStatus(404, s.http->get("/admin/hl7/outbox/nosuchrow"));
       assertStatus(409, s.http->post("/admin/hl7/outbox/" + row->first + "/$retry", ""));
