@@ -225,6 +225,9 @@ CREATE TABLE hl7_outbox (
 );
 CREATE INDEX hl7_outbox_due ON hl7_outbox (status, next_attempt_us);
 CREATE INDEX hl7_outbox_created ON hl7_outbox (created_us);
+-- the dispatcher's FIFO head per route, and "was this resource already sent on this route"
+CREATE INDEX hl7_outbox_queue ON hl7_outbox (route, status, created_us);
+CREATE INDEX hl7_outbox_source ON hl7_outbox (route, source);
 )SQL"},
       {5, "event outbox (subscription notifications)", R"SQL(
 CREATE TABLE event_outbox (
@@ -428,6 +431,9 @@ CREATE TABLE hl7_outbox (
 );
 CREATE INDEX hl7_outbox_due ON hl7_outbox (status, next_attempt_us);
 CREATE INDEX hl7_outbox_created ON hl7_outbox (created_us);
+-- the dispatcher's FIFO head per route, and "was this resource already sent on this route"
+CREATE INDEX hl7_outbox_queue ON hl7_outbox (route, status, created_us);
+CREATE INDEX hl7_outbox_source ON hl7_outbox (route, source);
 )SQL"},
       {5, "event outbox (subscription notifications)", R"SQL(
 CREATE TABLE event_outbox (

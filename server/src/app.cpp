@@ -26,6 +26,7 @@
 #include "hearth/workflows/pharmacy.h"
 #include "hearth/workflows/registration.h"
 #include "hearth/workflows/subscriptions.h"
+#include "hl7_outbox.h"
 #include "http_front.h"
 #include "metrics.h"
 
@@ -181,6 +182,16 @@ int HearthApp::main(const std::vector<std::string>&) {
   workflows::ClinicalNotifier notifier(service, interactions, notificationOptions);
   notifier.install();
 
+  // --- HL7 v2 outbound (FHIR -> v2 over MLLP, durable outbox; server/src/hl7_outbox.h) ---
+  std::unique_ptr<Hl7Outbox> hl7Outbox;
+  try {
+    hl7Outbox = Hl7Outbox::start(config(), service, *store);
+  } catch (const std::invalid_argument& e) {
+    logEvent("error", std::string("configuration error: ") + e.what());
+    return EXIT_CONFIG;
+  }
+  // --- end HL7 v2 outbound ---
+
   Metrics metrics;
   std::FILE* logOut = stderr;
   if (!cfg.log.file.empty()) {
@@ -253,6 +264,7 @@ int HearthApp::main(const std::vector<std::string>&) {
     pool.joinAll();
     notifier.stop();
     subscriptions.stop();
+    if (hl7Outbox) hl7Outbox->stop();  // HL7 v2 outbound: finish the message in flight
   } catch (const Poco::Exception& e) {
     logEvent("error", "HTTP server failed: " + e.displayText());
     return EXIT_SOFTWARE;

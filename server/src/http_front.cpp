@@ -27,6 +27,7 @@
 #include "hearth/workflows/registration.h"
 #include "hearth/workflows/scheduling.h"
 #include "hearth/workflows/stats.h"
+#include "hl7_outbox.h"
 
 namespace hearth::server {
 
@@ -462,6 +463,37 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       r.body = ctx_.metrics.render(ctx_.service.store().poolStats(), ctx_.service.store().backendName());
       return;
     }
+    // --- HL7 v2 outbox operations view (hl7_outbox.h): write access required (payloads carry PHI) ---
+    if (segs.size() >= 3 && segs[0] == "admin" && segs[1] == "hl7" && segs[2] == "outbox") {
+      authorize(req, true);
+      r.contentType = "application/json";
+      if (segs.size() == 3) {
+        if (method != "GET") methodNotAllowed(req, "GET, HEAD");
+        const std::string* st = query_.get("status");
+        const std::string* rt = query_.get("route");
+        const std::string* cnt = query_.get("_count");
+        r.body = outboxListJson(ctx_.service.store(), st ? *st : "", rt ? *rt : "", cnt ? std::atoi(cnt->c_str()) : 100);
+        return;
+      }
+      const std::string id(segs[3]);
+      if (segs.size() == 4) {
+        if (method != "GET") methodNotAllowed(req, "GET, HEAD");
+        auto entry = outboxEntryJson(ctx_.service.store(), id);
+        if (!entry) throw FhirError(404, IssueType::NotFound, "No outbox message with that id");
+        r.body = std::move(*entry);
+        return;
+      }
+      if (segs.size() == 5 && segs[4] == "$retry") {
+        if (method != "POST") methodNotAllowed(req, "POST");
+        const int rc = outboxRetry(ctx_.service.store(), id);
+        if (rc == 404) throw FhirError(404, IssueType::NotFound, "No outbox message with that id");
+        if (rc == 409) throw FhirError(409, IssueType::Conflict, "The message was sent already; nothing to resend");
+        r.body = *outboxEntryJson(ctx_.service.store(), id);
+        return;
+      }
+      throw FhirError(404, IssueType::NotFound, "No such endpoint under /admin/hl7/outbox");
+    }
+    // --- end HL7 v2 outbox ---
     if (segs.empty() || segs[0] != "fhir") {
       throw FhirError(404, IssueType::NotFound, "No such endpoint; the FHIR base is /fhir");
     }
