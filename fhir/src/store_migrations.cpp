@@ -67,7 +67,9 @@
 // Version 6: pharmacy stock (workflows/pharmacy.h). stock_lot: units on hand per Medication and
 //   lot, with the lot's expiry date (never negative: CHECK); stock_item: the reorder level per
 //   Medication; stock_movement: every change (receipt +, dispense -) with the resource that made
-//   it, so a dispense is applied once and stock can be traced.
+//   it, so a dispense is applied once and stock can be traced. invoice_payment: the payments
+//   recorded against an Invoice (amount as exact decimal text; the PaymentReconciliation resource
+//   is the FHIR record of each), from which the outstanding balance is computed.
 #include "store_common.h"
 
 namespace hearth::fhir::storeimpl {
@@ -247,7 +249,7 @@ CREATE TABLE event_outbox (
 CREATE INDEX event_outbox_due ON event_outbox (kind, status, next_attempt_us);
 CREATE INDEX event_outbox_queue ON event_outbox (subscription_id, status, seq);
 )SQL"},
-      {6, "pharmacy stock", R"SQL(
+      {6, "pharmacy stock and invoice payments", R"SQL(
 CREATE TABLE stock_lot (
   medication_id TEXT NOT NULL,
   lot           TEXT NOT NULL,
@@ -271,6 +273,14 @@ CREATE TABLE stock_movement (
 );
 CREATE INDEX stock_movement_resource ON stock_movement (resource);
 CREATE INDEX stock_movement_medication ON stock_movement (medication_id, at_us);
+CREATE TABLE invoice_payment (
+  payment_id  TEXT PRIMARY KEY,
+  invoice_id  TEXT NOT NULL,
+  amount      TEXT NOT NULL,
+  currency    TEXT NOT NULL,
+  at_us       BIGINT NOT NULL
+);
+CREATE INDEX invoice_payment_invoice ON invoice_payment (invoice_id);
 )SQL"},
   };
   return steps;
@@ -453,7 +463,7 @@ CREATE TABLE event_outbox (
 CREATE INDEX event_outbox_due ON event_outbox (kind, status, next_attempt_us);
 CREATE INDEX event_outbox_queue ON event_outbox (subscription_id, status, seq);
 )SQL"},
-      {6, "pharmacy stock", R"SQL(
+      {6, "pharmacy stock and invoice payments", R"SQL(
 CREATE TABLE stock_lot (
   medication_id TEXT COLLATE "C" NOT NULL,
   lot           TEXT COLLATE "C" NOT NULL,
@@ -477,6 +487,14 @@ CREATE TABLE stock_movement (
 );
 CREATE INDEX stock_movement_resource ON stock_movement (resource);
 CREATE INDEX stock_movement_medication ON stock_movement (medication_id, at_us);
+CREATE TABLE invoice_payment (
+  payment_id  TEXT COLLATE "C" PRIMARY KEY,
+  invoice_id  TEXT COLLATE "C" NOT NULL,
+  amount      TEXT NOT NULL,
+  currency    TEXT COLLATE "C" NOT NULL,
+  at_us       BIGINT NOT NULL
+);
+CREATE INDEX invoice_payment_invoice ON invoice_payment (invoice_id);
 )SQL"},
   };
   return steps;

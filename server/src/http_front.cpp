@@ -724,6 +724,19 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       }
       return writeResponse(req, workflows::cancelAppointment(ctx_.service, id, body), 200, r);
     }
+    if (n == 3 && type == "Invoice" && (segs[3] == "$pay" || segs[3] == "$balance")) {
+      // Payments (hearth/workflows/billing.h).
+      route_ = Route::Operation;
+      xml_ = negotiate(req, query_);
+      if (segs[3] == "$pay") {
+        if (method != "POST") methodNotAllowed(req, "POST");
+        r.body = workflows::payInvoice(ctx_.service, id, readFhirBody(req, r));
+      } else {
+        if (method != "GET") methodNotAllowed(req, "GET, HEAD");
+        r.body = workflows::invoiceBalance(ctx_.service, id);
+      }
+      return;
+    }
     if (n == 3 && type == "Medication" && (segs[3] == "$stock" || segs[3] == "$stock-receive")) {
       // Pharmacy stock of one Medication (hearth/workflows/pharmacy.h).
       route_ = Route::Operation;

@@ -53,6 +53,7 @@ class BillingTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(testParallelGenerateBillsOnce);
   CPPUNIT_TEST(testPatientPeriod);
   CPPUNIT_TEST(testRefusalsBillNothing);
+  CPPUNIT_TEST(testPaymentsBalanceTheInvoice);
   CPPUNIT_TEST_SUITE_END_ABSTRACT();
 
  public:
@@ -180,6 +181,61 @@ class BillingTest : public CppUnit::TestFixture {
     assertOperationOutcome(c.post("/fhir/Invoice/$generate", generateFor(enc, "-0.1")), 400, "negative tax");
     assertOperationOutcome(c.post("/fhir/Invoice/$generate", R"({"resourceType":"Patient"})"), 400, "not Parameters");
     assertStatus(405, c.get("/fhir/Invoice/$generate"));
+  }
+
+  // An invoice of 119.00 (100.00 + 19 % tax): part payments, an overpayment refused, paid off ->
+  // balanced; 12 concurrent payments of 11.90 on another: exactly 10 land, never more than owed.
+  void testPaymentsBalanceTheInvoice() {
+    HttpClient c(*server_);
+    auto invoice = [&] {
+      const std::string enc = create(c, "Encounter", R"({"resourceType":"Encounter","status":"finished","class":{"code":"AMB"}})");
+      const std::string pat = create(c, "Patient", R"({"resourceType":"Patient"})");
+      create(c, "ChargeItem", chargeItem(enc, pat, "billable", R"("priceOverride":{"value":100.00,"currency":"EUR"})", "1"));
+      const HttpResponse r = c.post("/fhir/Invoice/$generate", generateFor(enc, "0.19"));
+      assertStatus(201, r);
+      return std::string(r.json()["id"].GetString());
+    };
+    auto pay = [&](HttpClient& client, const std::string& id, const std::string& amount, const std::string& currency = "EUR") {
+      return client.post("/fhir/Invoice/" + id + "/$pay",
+                         R"({"resourceType":"Parameters","parameter":[{"name":"amount","valueMoney":{"value":)" + amount +
+                             R"(,"currency":")" + currency + R"("}},{"name":"method","valueString":"card"}]})");
+    };
+    const std::string id = invoice();
+    HttpResponse r = c.get("/fhir/Invoice/" + id + "/$balance");
+    assertStatus(200, r);
+    CPPUNIT_ASSERT_MESSAGE(r.body, r.body.find(R"("name":"outstanding","valueMoney":{"value":119.00,"currency":"EUR"})") != std::string::npos);
+    r = pay(c, id, "19.01");
+    assertStatus(200, r);
+    CPPUNIT_ASSERT_MESSAGE(r.body, r.body.find(R"("name":"outstanding","valueMoney":{"value":99.99,)") != std::string::npos);
+    assertOperationOutcome(pay(c, id, "100.00"), 422, "overpayment");
+    assertOperationOutcome(pay(c, id, "5.00", "USD"), 422, "other currency");
+    assertOperationOutcome(pay(c, id, "0"), 400, "zero");
+    assertOperationOutcome(pay(c, id, "1.001"), 400, "fractions of a cent");
+    r = c.get("/fhir/Invoice/" + id + "/$balance");
+    CPPUNIT_ASSERT_MESSAGE(r.body, r.body.find(R"("name":"paid","valueMoney":{"value":19.01,)") != std::string::npos);
+    r = pay(c, id, "99.99");
+    assertStatus(200, r);
+    CPPUNIT_ASSERT_MESSAGE(r.body, r.body.find(R"("name":"outstanding","valueMoney":{"value":0.00,)") != std::string::npos);
+    CPPUNIT_ASSERT_EQUAL(std::string("balanced"), std::string(c.get("/fhir/Invoice/" + id).json()["status"].GetString()));
+    assertOperationOutcome(pay(c, id, "1.00"), 422, "balanced invoice");
+
+    const std::string other = invoice();
+    std::atomic<int> ok{0}, refused{0}, unexpected{0};
+    std::vector<std::thread> payers;
+    for (int i = 0; i < 12; ++i) {
+      payers.emplace_back([&] {
+        HttpClient mine(*server_);
+        const HttpResponse p = pay(mine, other, "11.90");
+        if (p.status == 200) ++ok;
+        else if (p.status == 422) ++refused;
+        else ++unexpected;
+      });
+    }
+    for (auto& t : payers) t.join();
+    CPPUNIT_ASSERT_EQUAL(10, ok.load());
+    CPPUNIT_ASSERT_EQUAL(2, refused.load());
+    CPPUNIT_ASSERT_EQUAL(0, unexpected.load());
+    CPPUNIT_ASSERT_EQUAL(std::string("balanced"), std::string(c.get("/fhir/Invoice/" + other).json()["status"].GetString()));
   }
 
  protected:

@@ -320,4 +320,133 @@ fhir::WriteOutcome generateInvoice(fhir::ResourceService& service, fhir::SearchE
   return out;
 }
 
+namespace {
+
+struct Balance {
+  Decimal gross, paid;
+  std::string currency, status;
+  int64_t version = 0;
+  std::string json;
+};
+
+// The Invoice and its payments, read in `tx` (store when null).
+Balance balanceOf(fhir::ResourceService& service, fhir::StoreTransaction* tx, const std::string& invoiceId) {
+  auto run = [&](const fhir::SqlQuery& q) { return tx ? tx->query(q) : service.store().query(q); };
+  const auto rows = run({"SELECT v.content, c.version FROM resource_current c JOIN resource_version v ON v.seq = c.seq "
+                         "WHERE c.type = 'Invoice' AND c.id = ? AND NOT c.deleted",
+                         {invoiceId}});
+  if (rows.empty()) throw FhirError(404, IssueType::NotFound, "Invoice/" + invoiceId + " is not known");
+  Balance b;
+  b.json = text(rows[0][0]);
+  b.version = integer(rows[0][1]);
+  const rapidjson::Document inv = parseExact(b.json);
+  b.status = std::string(str(inv, "status"));
+  const auto gross = moneyAt(member(inv, "totalGross"));
+  if (!gross) throw FhirError(422, IssueType::BusinessRule, "Invoice/" + invoiceId + " has no totalGross to pay against");
+  b.gross = gross->value;
+  b.currency = gross->currency;
+  for (const SqlRow& r : run({"SELECT amount FROM invoice_payment WHERE invoice_id = ?", {invoiceId}})) {
+    b.paid += Decimal::parse(text(r[0]));
+  }
+  return b;
+}
+
+std::string balanceParameters(const Balance& b) {
+  const Decimal outstanding = b.gross - b.paid;
+  auto money = [&](const Decimal& d) {
+    return R"({"value":)" + d.round(2).toString() + (b.currency.empty() ? std::string() : R"(,"currency":")" + b.currency + R"(")") + "}";
+  };
+  return R"({"resourceType":"Parameters","parameter":[{"name":"totalGross","valueMoney":)" + money(b.gross) +
+         R"(},{"name":"paid","valueMoney":)" + money(b.paid) + R"(},{"name":"outstanding","valueMoney":)" +
+         money(outstanding) + R"(},{"name":"status","valueCode":")" + b.status + R"("}]})";
+}
+
+}  // namespace
+
+std::string invoiceBalance(fhir::ResourceService& service, const std::string& invoiceId) {
+  fhir::ResourceService::checkId(invoiceId);
+  return balanceParameters(balanceOf(service, nullptr, invoiceId));
+}
+
+std::string payInvoice(fhir::ResourceService& service, const std::string& invoiceId, const std::string& parametersJson) {
+  fhir::ResourceService::checkId(invoiceId);
+  const rapidjson::Document params = parseExact(parametersJson);
+  if (str(params, "resourceType") != "Parameters") throw FhirError(400, IssueType::Invalid, "$pay takes a Parameters resource");
+  std::optional<Money> amount;
+  std::string method;
+  if (const auto* list = member(params, "parameter"); list && list->IsArray()) {
+    for (const auto& p : list->GetArray()) {
+      if (str(p, "name") == "amount") amount = moneyAt(member(p, "valueMoney"));
+      if (str(p, "name") == "method") method = std::string(str(p, "valueString"));
+    }
+  }
+  if (!amount || amount->value.isNegative() || amount->value.isZero() || amount->value.scale() > 2) {
+    throw FhirError(400, IssueType::Value, "amount (valueMoney) must be a positive amount in cents", "Parameters.parameter");
+  }
+  Balance after;
+  service.runAtomic([&](fhir::WriteContext& ctx) {
+    fhir::StoreTransaction& tx = ctx.tx();
+    tx.lockKey("invoice:" + invoiceId);
+    Balance b = balanceOf(service, &tx, invoiceId);
+    if (b.status != "issued") {
+      throw FhirError(422, IssueType::BusinessRule, "Invoice/" + invoiceId + " is " + b.status + "; only an issued invoice takes payments");
+    }
+    if (!amount->currency.empty() && !b.currency.empty() && amount->currency != b.currency) {
+      throw FhirError(422, IssueType::BusinessRule, "The payment is in " + amount->currency + ", the invoice in " + b.currency);
+    }
+    const Decimal outstanding = b.gross - b.paid;
+    if (amount->value > outstanding) {
+      throw FhirError(422, IssueType::BusinessRule,
+                      "The payment of " + amount->value.toString() + " exceeds the outstanding " + outstanding.round(2).toString());
+    }
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    const std::string now = nowInstant();
+    w.StartObject();
+    writeString(w, "resourceType", "PaymentReconciliation");
+    writeString(w, "status", "active");
+    writeString(w, "created", now);
+    writeString(w, "paymentDate", now.substr(0, 10));
+    w.Key("paymentAmount");
+    writeMoney(w, amount->value, b.currency);
+    w.Key("detail");
+    w.StartArray();
+    w.StartObject();
+    w.Key("type");
+    w.StartObject();
+    w.Key("coding");
+    w.StartArray();
+    w.StartObject();
+    writeString(w, "system", "http://terminology.hl7.org/CodeSystem/payment-type");
+    writeString(w, "code", "payment");
+    w.EndObject();
+    w.EndArray();
+    if (!method.empty()) writeString(w, "text", method);
+    w.EndObject();
+    w.Key("request");
+    w.StartObject();
+    writeString(w, "reference", "Invoice/" + invoiceId);
+    w.EndObject();
+    w.Key("amount");
+    writeMoney(w, amount->value, b.currency);
+    w.EndObject();
+    w.EndArray();
+    w.EndObject();
+    const fhir::WriteOutcome payment = ctx.create("PaymentReconciliation", buf.GetString());
+    tx.execute({"INSERT INTO invoice_payment (payment_id, invoice_id, amount, currency, at_us) VALUES (?, ?, ?, ?, ?)",
+                {payment.version.id, invoiceId, amount->value.toString(), b.currency,
+                 static_cast<int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count())}});
+    b.paid += amount->value;
+    if ((b.gross - b.paid).isZero()) {
+      ctx.update("Invoice", invoiceId,
+                 fhir::applyJsonPatch(b.json, R"([{"op":"replace","path":"/status","value":"balanced"}])"), b.version);
+      b.status = "balanced";
+    }
+    after = b;
+  });
+  return balanceParameters(after);
+}
+
 }  // namespace hearth::workflows

@@ -31,4 +31,15 @@ namespace hearth::workflows {
 fhir::WriteOutcome generateInvoice(fhir::ResourceService& service, fhir::SearchEngine& search,
                                  const std::string& parametersJson);
 
+// Payments against an issued Invoice:
+//   POST Invoice/<id>/$pay with Parameters amount (valueMoney, > 0, the Invoice's currency) and
+//   optionally method (valueString): records a PaymentReconciliation (detail.request = the
+//   Invoice) and the payment, in one unit serialised per Invoice; the Invoice turns balanced when
+//   nothing is outstanding. More than the outstanding balance -> 422; a balanced, draft or
+//   cancelled Invoice -> 422.
+//   GET Invoice/<id>/$balance: the same figures without paying.
+// Both answer Parameters: totalGross, paid, outstanding (valueMoney) and status (valueCode).
+std::string payInvoice(fhir::ResourceService& service, const std::string& invoiceId, const std::string& parametersJson);
+std::string invoiceBalance(fhir::ResourceService& service, const std::string& invoiceId);
+
 }  // namespace hearth::workflows
