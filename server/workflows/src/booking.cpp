@@ -116,7 +116,9 @@ std::string text(const SqlValue& v) {
 }
 
 // Other live Appointments referring to target through `param` (and, for actors, starting in
-// [fromUs, beforeUs)): (id, content).
+// [fromUs, beforeUs)): (id, content). The date test is written `d.param || ''` / `d.lo + 0` so
+// that SQLite looks the row up by (type, id) for each candidate instead of scanning every
+// appointment in the date range per candidate (the (type, param, lo) index; quadratic).
 std::vector<SqlRow> candidates(StoreTransaction& tx, const std::string& param, const std::string& targetType,
                                const std::string& targetId, const std::string& selfId, bool timed, int64_t fromUs,
                                int64_t beforeUs) {
@@ -131,7 +133,7 @@ std::vector<SqlRow> candidates(StoreTransaction& tx, const std::string& param, c
   if (timed) {
     q.sql +=
         " AND EXISTS (SELECT 1 FROM search_date d WHERE d.type = 'Appointment' AND d.id = r.id "
-        "AND d.param = 'date' AND d.lo < ? AND d.lo >= ?)";
+        "AND d.param || '' = 'date' AND d.lo + 0 < ? AND d.lo + 0 >= ?)";
     q.params.emplace_back(beforeUs);
     q.params.emplace_back(fromUs);
   }

@@ -271,8 +271,8 @@ void ClinicalNotifier::scanReminders() {
   // Booked appointments starting in the window that have no reminder yet.
   const auto rows = service_.store().query(
       {"SELECT d.id FROM search_date d WHERE d.type = 'Appointment' AND d.param = 'date' AND d.lo >= ? AND d.lo <= ? "
-       "AND EXISTS (SELECT 1 FROM search_token s WHERE s.type = 'Appointment' AND s.id = d.id AND s.param = 'status' "
-       "AND s.code = 'booked') "
+       "AND EXISTS (SELECT 1 FROM search_token s WHERE s.type = 'Appointment' AND s.id = d.id "
+       "AND s.param || '' = 'status' AND s.code || '' = 'booked') "
        "AND NOT EXISTS (SELECT 1 FROM search_token t WHERE t.type = 'Communication' AND t.param = 'identifier' "
        "AND t.system = ? AND t.code = 'reminder:Appointment/' || d.id) LIMIT 500",
        {now, until, std::string(kSystem)}});

@@ -82,15 +82,15 @@ std::string hospitalStats(fhir::ResourceStore& store, const std::string& start, 
   const int64_t encounters = count("SELECT count(DISTINCT d.id) " + encounterWhere, {from, to});
   const int64_t admissions = count(
       "SELECT count(DISTINCT d.id) " + encounterWhere +
-          " AND EXISTS (SELECT 1 FROM search_token t WHERE t.type = 'Encounter' AND t.id = d.id AND t.param = 'class' "
-          "AND t.code IN ('IMP', 'ACUTE', 'NONAC'))",
+          " AND EXISTS (SELECT 1 FROM search_token t WHERE t.type = 'Encounter' AND t.id = d.id "
+          "AND t.param || '' = 'class' AND t.code || '' IN ('IMP', 'ACUTE', 'NONAC'))",
       {from, to});
 
   std::map<std::string, int64_t> appointments;
   for (const SqlRow& row : store.query(
-           {"SELECT t.code, count(DISTINCT d.id) FROM search_date d JOIN search_token t ON t.type = d.type "
-            "AND t.id = d.id AND t.param = 'status' WHERE d.type = 'Appointment' AND d.param = 'date' "
-            "AND d.lo >= ? AND d.lo <= ? GROUP BY t.code",
+           {"SELECT t.code, count(DISTINCT d.id) FROM search_date d CROSS JOIN search_token t "
+            "WHERE d.type = 'Appointment' AND d.param = 'date' AND d.lo >= ? AND d.lo <= ? "
+            "AND t.type = d.type AND t.id = d.id AND t.param || '' = 'status' GROUP BY t.code",
             {from, to}})) {
     appointments[text(row[0])] = integer(row[1]);
   }
@@ -99,17 +99,16 @@ std::string hospitalStats(fhir::ResourceStore& store, const std::string& start, 
       {"SELECT count(*), avg(d.lo - v.last_updated_us) FROM search_date d "
        "JOIN resource_version v ON v.type = d.type AND v.id = d.id AND v.version = 1 "
        "WHERE d.type = 'Appointment' AND d.param = 'date' AND d.lo >= ? AND d.lo <= ? "
-       "AND NOT EXISTS (SELECT 1 FROM search_token t WHERE t.type = d.type AND t.id = d.id AND t.param = 'status' "
-       "AND t.code IN ('cancelled', 'entered-in-error', 'proposed', 'waitlist'))",
+       "AND NOT EXISTS (SELECT 1 FROM search_token t WHERE t.type = d.type AND t.id = d.id "
+       "AND t.param || '' = 'status' AND t.code || '' IN ('cancelled', 'entered-in-error', 'proposed', 'waitlist'))",
        {from, to}});
 
   std::map<std::string, Decimal> invoiced, collected;
   for (const SqlRow& row : store.query(
-           {"SELECT q.code, q.value, t.code FROM search_date d "
-            "JOIN search_token t ON t.type = d.type AND t.id = d.id AND t.param = 'status' "
-            "JOIN search_quantity q ON q.type = d.type AND q.id = d.id AND q.param = 'totalgross' "
+           {"SELECT q.code, q.value, t.code FROM search_date d CROSS JOIN search_token t CROSS JOIN search_quantity q "
             "WHERE d.type = 'Invoice' AND d.param = 'date' AND d.lo >= ? AND d.lo <= ? "
-            "AND t.code IN ('issued', 'balanced')",
+            "AND t.type = d.type AND t.id = d.id AND t.param || '' = 'status' AND t.code || '' IN ('issued', 'balanced') "
+            "AND q.type = d.type AND q.id = d.id AND q.param || '' = 'totalgross'",
             {from, to}})) {
     const std::string currency = text(row[0]).empty() ? "XXX" : text(row[0]);
     const double* v = std::get_if<double>(&row[1]);
@@ -120,7 +119,7 @@ std::string hospitalStats(fhir::ResourceStore& store, const std::string& start, 
   const int64_t dispensed = count(
       "SELECT count(DISTINCT d.id) FROM search_date d WHERE d.type = 'MedicationDispense' "
       "AND d.param = 'whenhandedover' AND d.lo >= ? AND d.lo <= ? AND EXISTS (SELECT 1 FROM search_token t "
-      "WHERE t.type = d.type AND t.id = d.id AND t.param = 'status' AND t.code = 'completed')",
+      "WHERE t.type = d.type AND t.id = d.id AND t.param || '' = 'status' AND t.code || '' = 'completed')",
       {from, to});
 
   std::string out = R"({"resourceType":"Parameters","parameter":[)";
