@@ -22,6 +22,7 @@ namespace {
 
 constexpr size_t kP384Bytes = 48;
 constexpr int kMinRsaBits = 2048;
+constexpr int kMaxRsaBits = 8192;
 
 [[noreturn]] void fail(JoseErrorReason r, const std::string& text) { throw JoseError(r, text); }
 
@@ -124,6 +125,8 @@ Jwk jwkFromValue(const rapidjson::Value& v) {
       fail(JoseErrorReason::Internal, "out of memory");
     jwk.key = fromData("RSA", bld.get());
     if (EVP_PKEY_get_bits(jwk.key.get()) < kMinRsaBits) fail(JoseErrorReason::KeyMismatch, "JWK: RSA key shorter than 2048 bits");
+    // Verification cost grows with the modulus; a client has no reason to exceed 8192 bits.
+    if (EVP_PKEY_get_bits(jwk.key.get()) > kMaxRsaBits) fail(JoseErrorReason::KeyMismatch, "JWK: RSA key longer than 8192 bits");
   } else if (*kty == "EC") {
     if (optString(v, "crv", "JWK").value_or("") != "P-384") fail(JoseErrorReason::KeyMismatch, "JWK: only curve P-384 is supported");
     std::string x = b64member(v, "x"), y = b64member(v, "y");

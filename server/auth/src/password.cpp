@@ -25,7 +25,7 @@ struct Parsed {
 
 void checkRange(const PasswordParams& p) {
   if (p.logN < 14 || p.logN > 20 || p.r < 1 || p.r > 32 || p.p < 1 || p.p > 16 || p.saltBytes < 16 ||
-      p.saltBytes > 64 || p.keyBytes < 16 || p.keyBytes > 64)
+      p.saltBytes > 64 || p.keyBytes < 32 || p.keyBytes > 64)
     throw std::invalid_argument("password hash parameters out of range");
 }
 

@@ -67,7 +67,7 @@ struct Jwk {
 };
 
 // Parses one JWK (a JSON object). Accepts kty RSA (n, e) and EC with crv P-384 (x, y: 48 bytes
-// each, point checked to be on the curve). Refuses private members, other kty/crv, RSA < 2048 bits,
+// each, point checked to be on the curve). Refuses private members, other kty/crv, RSA < 2048 or > 8192 bits,
 // "use" other than "sig".
 Jwk parseJwk(std::string_view json);
 // Parses a JWKS ({"keys":[...]}). Keys of unsupported types are skipped (a client may publish

@@ -22,7 +22,8 @@ struct PasswordParams {
 
 // Hashes `password` with a fresh random salt. Throws std::runtime_error if OpenSSL fails (e.g. no
 // entropy), std::invalid_argument for parameters outside the accepted range (logN 14..20, r 1..32,
-// p 1..16, salt 16..64 bytes, key 16..64 bytes).
+// p 1..16, salt 16..64 bytes, key 32..64 bytes). The key minimum matters: scrypt output
+// is prefix-consistent, so a stored hash truncated to fewer bytes would otherwise still verify.
 std::string hashPassword(std::string_view password, const PasswordParams& params = {});
 
 // True iff `encoded` is a well-formed hash of `password`. A malformed or tampered string (unknown
