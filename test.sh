@@ -28,6 +28,10 @@ if [[ -f tests/schema/package.json && ! -d tests/schema/node_modules ]]; then
   echo "[test] installing the schema checker (npm ci)"
   (cd tests/schema && npm ci --no-audit --no-fund --loglevel=error)
 fi
+if [[ -f tests/auth/package.json && ! -d tests/auth/node_modules ]]; then
+  echo "[test] installing the jose cross-check (npm ci)"
+  (cd tests/auth && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 free_port() {
   local p
@@ -66,6 +70,7 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 export HEARTH_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+export HEARTH_REQUIRE_REDIS=1  # tests/auth: a missing Redis is a failure, not a skip
 
 echo "[test] running ctest"
 ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 600 "$@"
