@@ -455,6 +455,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       if (method != "GET") methodNotAllowed(req, "GET, HEAD");
       r.contentType = "text/plain; version=0.0.4; charset=utf-8";
       r.body = ctx_.metrics.render(ctx_.service.store().poolStats(), ctx_.service.store().backendName());
+      if (ctx_.hl7) r.body += ctx_.hl7->renderMetrics();  // HL7 bridge counters
       return;
     }
     // ---- BEGIN HL7 bridge ops view (/admin/hl7/messages; see hl7Messages below) ----

@@ -188,6 +188,8 @@ class BridgeTest : public CppUnit::TestFixture {
       CPPUNIT_ASSERT_EQUAL(1L, total(http, "/fhir/DiagnosticReport?patient=Patient/" + pid));
       CPPUNIT_ASSERT_EQUAL(2L, total(http, "/fhir/Observation?patient=Patient/" + pid));
       CPPUNIT_ASSERT_EQUAL(1L, total(http, "/fhir/Observation?patient=Patient/" + pid + "&code=http://loinc.org|2345-7"));
+      HttpResponse metrics = http.get("/metrics");
+      CPPUNIT_ASSERT(metrics.body.find("hearth_hl7_messages_total{outcome=\"processed\"}") != std::string::npos);
       HttpResponse obs = http.get("/fhir/Observation?patient=Patient/" + pid + "&code=http://loinc.org|2345-7");
       auto doc = obs.json();
       CPPUNIT_ASSERT_EQUAL(105.0, doc["entry"][0]["resource"]["valueQuantity"]["value"].GetDouble());
