@@ -358,6 +358,18 @@ std::string Hl7Bridge::oversizeAck() const {
 
 std::vector<std::string> Hl7Bridge::handle(std::string_view raw, const std::string& peer) {
   counters_.received.fetch_add(1, std::memory_order_relaxed);
+  try {
+    return handleMessage(raw, peer);
+  } catch (const std::exception& e) {
+    // The store failed outside a unit (a read), or something unforeseen: nothing was acknowledged,
+    // so the sender must resend (a message already committed is then answered as a duplicate).
+    logEvent("error", std::string("hl7: message from ") + peer + " not handled: " + e.what());
+    counters_.unavailable.fetch_add(1, std::memory_order_relaxed);
+    return {hl7::buildAck(raw, AckCode::AE, {unavailableAckError()}).encode()};
+  }
+}
+
+std::vector<std::string> Hl7Bridge::handleMessage(std::string_view raw, const std::string& peer) {
   BridgeImpl impl{*this};
   hl7::ParseOptions po;
   po.maxBytes = options_.maxMessageBytes;

@@ -97,6 +97,7 @@ class Hl7Bridge {
 
  private:
   struct Stored;
+  std::vector<std::string> handleMessage(std::string_view raw, const std::string& peer);
   std::optional<Stored> findRow(const std::string& sender, const std::string& controlId);
   std::mutex& lockFor(const std::string& key);
 

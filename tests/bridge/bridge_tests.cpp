@@ -163,6 +163,7 @@ class BridgeTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(testReceivedRowProcessedOnStart);
   CPPUNIT_TEST(testOpsViewListsShowsAndReplays);
   CPPUNIT_TEST(testOpsViewNeedsWriteAccess);
+  CPPUNIT_TEST(testOversizedMessageGetsArAndConnectionGoesOn);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -506,6 +507,23 @@ class BridgeTest : public CppUnit::TestFixture {
     assertStatus(401, http.get("/admin/hl7/messages"));
     assertStatus(403, http.get("/admin/hl7/messages", {{"Authorization", "Bearer " + readToken}}));
     assertStatus(200, http.get("/admin/hl7/messages", {{"Authorization", "Bearer " + writeToken}}));
+  }
+
+  void testOversizedMessageGetsArAndConnectionGoesOn() {
+    ServerOptions so;
+    so.args = {"--set", "mllp.max-frame-bytes=2048"};
+    HearthProcess server(so);
+    server.start();
+    MllpConnection mllp(mllpPort(server));
+    const std::string mrn = uniqueId("mrn");
+    std::string big = adt("A01", uniqueId("c"), mrn, "Big");
+    big += "NTE|1||" + std::string(4000, 'x') + "\r";
+    const std::string ar = mllp.sendOne(big);
+    CPPUNIT_ASSERT_MESSAGE(ar, ar.find("\rMSA|AR") != std::string::npos);
+    CPPUNIT_ASSERT_EQUAL(std::string("AA"), field(mllp.sendOne(adt("A01", uniqueId("c"), mrn, "Small")), "MSA-1"));
+    HttpClient http(server);
+    HttpResponse p = http.get("/fhir/Patient/" + patientId(http, mrn));
+    CPPUNIT_ASSERT_EQUAL(std::string("Small"), jstr(p.json(), "/name/0/family"));
   }
 };
 
