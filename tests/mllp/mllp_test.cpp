@@ -40,7 +40,9 @@ std::vector<std::string> frames(MllpDecoder& d, const std::string& bytes, int* o
 std::string readFrame(Poco::Net::StreamSocket& s) {
   s.setReceiveTimeout(Poco::Timespan(5, 0));
   MllpDecoder d(1 << 20);
-  char buf[4096];
+  // One byte per read: never consume the start of a following frame (two answers sent back to
+  // back may arrive in one segment), which a fresh decoder on the next call would not see.
+  char buf[1];
   for (;;) {
     int n = s.receiveBytes(buf, sizeof buf);
     if (n <= 0) return "<closed>";
