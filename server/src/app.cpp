@@ -27,7 +27,9 @@
 #include "hearth/workflows/registration.h"
 #include "hearth/workflows/subscriptions.h"
 #include "hl7_outbox.h"
+#include "hl7_bridge.h"
 #include "http_front.h"
+#include "mllp.h"
 #include "metrics.h"
 
 namespace hearth::server {
@@ -43,7 +45,7 @@ void writePortFile(const std::string& path, int httpPort, int mllpPort) {
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << "http=" << httpPort << "\n";
-    (void)mllpPort;  // the MLLP listener (HL7v2 bridge) adds its bound port here when it lands
+    if (mllpPort > 0) out << "mllp=" << mllpPort << "\n";
   }
   Poco::File(tmp).renameTo(path);
 }
@@ -206,6 +208,22 @@ int HearthApp::main(const std::vector<std::string>&) {
 
   ServerContext ctx{cfg, service, search, interactions, metrics, accessLog.get(), kVersion};
 
+  // HL7 v2 bridge: messages accepted but not processed before the last stop are processed before
+  // the MLLP listener takes new ones (so they keep their order).
+  std::unique_ptr<Hl7Bridge> bridge;
+  if (cfg.mllp.enabled) {
+    Hl7BridgeOptions bo;
+    bo.baseUrl = !cfg.fhir.baseUrl.empty() ? cfg.fhir.baseUrl : "http://" + cfg.http.host + "/fhir";
+    bo.maxMessageBytes = cfg.mllp.maxFrameBytes;
+    bridge = std::make_unique<Hl7Bridge>(service, interactions, bo);
+    try {
+      bridge->recoverPending();
+    } catch (const std::exception& e) {
+      logEvent("warning", std::string("hl7: recovery of received messages failed: ") + e.what());
+    }
+    ctx.hl7 = bridge.get();
+  }
+
   int httpPort = 0;
   try {
     Poco::Net::SocketAddress addr(cfg.http.host, static_cast<Poco::UInt16>(cfg.http.port));
@@ -236,12 +254,43 @@ int HearthApp::main(const std::vector<std::string>&) {
     params->setServerName("Hearth");
     params->setSoftwareVersion(std::string("Hearth/") + kVersion);
 
+    std::unique_ptr<MllpListener> mllp;
+    int mllpPort = 0;
+    if (bridge) {
+      Poco::Net::SocketAddress maddr(cfg.mllp.host, static_cast<Poco::UInt16>(cfg.mllpPort));
+      std::unique_ptr<Poco::Net::ServerSocket> msock;
+      if (cfg.mllp.tls) {
+        Poco::Net::Context::Ptr tls = new Poco::Net::Context(
+            Poco::Net::Context::TLS_SERVER_USE, cfg.http.tlsPrivateKey, cfg.http.tlsCertificate, "",
+            Poco::Net::Context::VERIFY_NONE, 9, false, "HIGH:!aNULL:!MD5:!RC4");
+        tls->disableProtocols(Poco::Net::Context::PROTO_SSLV2 | Poco::Net::Context::PROTO_SSLV3 |
+                              Poco::Net::Context::PROTO_TLSV1 | Poco::Net::Context::PROTO_TLSV1_1);
+        msock = std::make_unique<Poco::Net::SecureServerSocket>(tls);
+      } else {
+        msock = std::make_unique<Poco::Net::ServerSocket>();
+      }
+      msock->bind(maddr, true);
+      msock->listen(cfg.http.backlog);
+      mllpPort = msock->address().port();
+      MllpListenerOptions mo;
+      mo.maxFrameBytes = cfg.mllp.maxFrameBytes;
+      mo.idleTimeoutSeconds = cfg.mllp.idleTimeoutSeconds;
+      mo.maxConnections = cfg.mllp.maxConnections;
+      Hl7Bridge* b = bridge.get();
+      mllp = std::make_unique<MllpListener>(
+          *msock, mo, [b](std::string_view message, const std::string& peer) { return b->handle(message, peer); },
+          [b](const std::string&) { return std::optional<std::string>(b->oversizeAck()); });
+      mllp->start();
+      logEvent("info", std::string("HL7 v2 MLLP listener on ") + (cfg.mllp.tls ? "tls://" : "") + cfg.mllp.host + ":" +
+                           std::to_string(mllpPort));
+    }
+
     Poco::ThreadPool pool("http", 4, cfg.http.threads, 60);
     Poco::Net::HTTPServer server(new HearthRequestHandlerFactory(ctx), pool, *socket, params);
     server.start();
     if (cfg.subscriptions.enabled) subscriptions.start();
     notifier.start();
-    if (!cfg.portFile.empty()) writePortFile(cfg.portFile, httpPort, cfg.mllpPort);
+    if (!cfg.portFile.empty()) writePortFile(cfg.portFile, httpPort, mllpPort);
     logEvent("info", "Hearth " + std::string(kVersion) + " listening on " + (ctx.tls ? "https://" : "http://") +
                          cfg.http.host + ":" + std::to_string(httpPort) + "/fhir (store: " + store->backendName() +
                          ", " + std::to_string(model.resourceTypes().size()) + " resource types)");
@@ -251,6 +300,8 @@ int HearthApp::main(const std::vector<std::string>&) {
     // Graceful shutdown: stop accepting, let in-flight requests finish, then close idle
     // keep-alive connections.
     logEvent("info", "shutdown requested; finishing in-flight requests");
+    // MLLP first: no new message is accepted; messages being handled finish (and are ACKed).
+    if (mllp) mllp->stop(cfg.http.shutdownGraceSeconds);
     server.stopAll(false);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.http.shutdownGraceSeconds);
     while (ctx.inFlight.load() > 0 && std::chrono::steady_clock::now() < deadline) {

@@ -50,7 +50,14 @@ Config Config::load(const Poco::Util::AbstractConfiguration& c) {
   Config cfg;
   cfg.dataDir = c.getString("data.dir", cfg.dataDir);
   cfg.portFile = c.getString("server.port-file", "");
-  cfg.mllpPort = intKey(c, "mllp.port", cfg.mllpPort, 0, 65535);
+  cfg.mllpPort = intKey(c, "mllp.port", cfg.mllpPort, -1, 65535);
+  MllpConfig& m = cfg.mllp;
+  m.enabled = boolKey(c, "mllp.enabled", m.enabled) && cfg.mllpPort >= 0;
+  m.host = c.getString("mllp.host", m.host);
+  m.idleTimeoutSeconds = intKey(c, "mllp.idle-timeout", m.idleTimeoutSeconds, 1, 86400);
+  m.maxFrameBytes = static_cast<size_t>(intKey(c, "mllp.max-frame-bytes", static_cast<int>(m.maxFrameBytes), 1024, 1 << 30));
+  m.maxConnections = intKey(c, "mllp.max-connections", m.maxConnections, 1, 4096);
+  m.tls = boolKey(c, "mllp.tls", m.tls);
 
   HttpConfig& h = cfg.http;
   h.host = c.getString("http.host", h.host);
@@ -69,6 +76,7 @@ Config Config::load(const Poco::Util::AbstractConfiguration& c) {
   if (h.tlsCertificate.empty() != h.tlsPrivateKey.empty()) {
     throw ConfigError("http.tls.certificate and http.tls.private-key must be set together");
   }
+  if (m.tls && h.tlsCertificate.empty()) throw ConfigError("mllp.tls=true needs http.tls.certificate and http.tls.private-key");
 
   fhir::StoreOptions& s = cfg.store;
   s.url = c.getString("store.url", "");

@@ -28,6 +28,7 @@
 #include "hearth/workflows/scheduling.h"
 #include "hearth/workflows/stats.h"
 #include "hl7_outbox.h"
+#include "hl7_bridge.h"
 
 namespace hearth::server {
 
@@ -461,6 +462,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       if (method != "GET") methodNotAllowed(req, "GET, HEAD");
       r.contentType = "text/plain; version=0.0.4; charset=utf-8";
       r.body = ctx_.metrics.render(ctx_.service.store().poolStats(), ctx_.service.store().backendName());
+      if (ctx_.hl7) r.body += ctx_.hl7->renderMetrics();  // HL7 bridge counters
       return;
     }
     // --- HL7 v2 outbox operations view (hl7_outbox.h): write access required (payloads carry PHI) ---
@@ -494,6 +496,11 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       throw FhirError(404, IssueType::NotFound, "No such endpoint under /admin/hl7/outbox");
     }
     // --- end HL7 v2 outbox ---
+    // ---- BEGIN HL7 bridge ops view (/admin/hl7/messages; see hl7Messages below) ----
+    if (segs.size() >= 3 && segs[0] == "admin" && segs[1] == "hl7" && segs[2] == "messages") {
+      return hl7Messages(req, method, segs, r);
+    }
+    // ---- END HL7 bridge ops view ----
     if (segs.empty() || segs[0] != "fhir") {
       throw FhirError(404, IssueType::NotFound, "No such endpoint; the FHIR base is /fhir");
     }
@@ -930,6 +937,84 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     }
     return std::stoi(*v);
   }
+
+  // ---- BEGIN HL7 bridge ops view ----
+  // GET  /admin/hl7/messages?status=&_count=   newest first, without message content
+  // GET  /admin/hl7/messages/{id}                one message with its raw text, error and ACK
+  // POST /admin/hl7/messages/{id}/$replay        re-run the mapping of an error/received message
+  // Message content is patient data: every route needs a token with write access (like writes).
+  static void hl7RowJson(std::string& out, const Hl7MessageRow& m, bool content) {
+    auto field = [&](const char* name, const std::string& v, bool comma = true) {
+      out += '"';
+      out += name;
+      out += "\":\"";
+      fhir::appendJsonEscaped(out, v);
+      out += comma ? "\"," : "\"";
+    };
+    out += '{';
+    field("id", m.id);
+    field("sender", m.sender);
+    field("controlId", m.controlId);
+    field("messageType", m.messageType);
+    field("receivedAt", m.receivedAt);
+    field("status", m.status);
+    field("error", m.error);
+    field("ackCode", m.ackCode);
+    field("processedAt", m.processedAt);
+    if (content) {
+      field("raw", m.raw);
+      field("ack", m.ack);
+    }
+    out += "\"attempts\":" + std::to_string(m.attempts) + "}";
+  }
+
+  void hl7Messages(HTTPServerRequest& req, const std::string& method, const std::vector<std::string_view>& segs,
+                   Response& r) {
+    authorize(req, true);
+    if (!ctx_.hl7) throw FhirError(404, IssueType::NotFound, "The HL7 v2 bridge is not enabled (mllp.enabled)");
+    r.contentType = "application/json";
+    if (segs.size() == 3) {
+      if (method != "GET") methodNotAllowed(req, "GET, HEAD");
+      const std::string* st = query_.get("status");
+      const std::string status = st ? *st : std::string();
+      if (!status.empty() && status != "received" && status != "processed" && status != "error" && status != "rejected") {
+        throw FhirError(400, IssueType::Value, "status must be received, processed, error or rejected");
+      }
+      int count = 50;
+      if (const std::string* c = query_.get("_count")) {
+        char* end = nullptr;
+        const long v = std::strtol(c->c_str(), &end, 10);
+        if (c->empty() || *end != '\0' || v < 1) throw FhirError(400, IssueType::Value, "_count must be a positive integer");
+        count = static_cast<int>(std::min(v, 1000L));
+      }
+      const auto rows = ctx_.hl7->list(status, count);
+      r.body = "{\"messages\":[";
+      for (size_t i = 0; i < rows.size(); ++i) {
+        if (i) r.body += ',';
+        hl7RowJson(r.body, rows[i], false);
+      }
+      r.body += "]}";
+      return;
+    }
+    const std::string id(segs[3]);
+    if (id.empty() || id.size() > 64) throw FhirError(404, IssueType::NotFound, "No such message");
+    if (segs.size() == 4) {
+      if (method != "GET") methodNotAllowed(req, "GET, HEAD");
+      const auto m = ctx_.hl7->get(id, true);
+      if (!m) throw FhirError(404, IssueType::NotFound, "No such message");
+      hl7RowJson(r.body, *m, true);
+      return;
+    }
+    if (segs.size() == 5 && segs[4] == "$replay") {
+      if (method != "POST") methodNotAllowed(req, "POST");
+      const auto m = ctx_.hl7->replay(id);
+      if (!m) throw FhirError(404, IssueType::NotFound, "No such message");
+      hl7RowJson(r.body, *m, false);
+      return;
+    }
+    throw FhirError(404, IssueType::NotFound, "No such endpoint");
+  }
+  // ---- END HL7 bridge ops view ----
 
   void writeResponse(const HTTPServerRequest& req, const fhir::WriteOutcome& out, int status, Response& r) {
     const fhir::StoredVersion& v = out.version;

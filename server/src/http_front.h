@@ -17,6 +17,8 @@
 
 namespace hearth::server {
 
+class Hl7Bridge;
+
 struct ServerContext {
   const Config& config;
   fhir::ResourceService& service;
@@ -28,6 +30,7 @@ struct ServerContext {
   std::atomic<int> inFlight{0};
   std::atomic<bool> tls{false};
   std::atomic<int> boundPort{0};  // the HTTP port actually bound (differs from config with port 0)
+  Hl7Bridge* hl7 = nullptr;       // the inbound HL7 v2 bridge; null when MLLP is off
 };
 
 class HearthRequestHandlerFactory : public Poco::Net::HTTPRequestHandlerFactory {

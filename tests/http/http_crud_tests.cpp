@@ -410,7 +410,8 @@ class StoreCrudTest : public CppUnit::TestFixture {
     std::string fhirBase = base();
     if (backend().isolated()) {
       // A fresh store: the system history must hold exactly what this test writes.
-      own = std::make_unique<HearthProcess>(ServerOptions{{}, backend().db});
+      own = std::make_unique<HearthProcess>(
+          ServerOptions{{"--set", "scheduling.prevent-double-booking=false"}, backend().db});
       own->start();
       ownClient = std::make_unique<HttpClient>(*own);
       ownClient->setRecorder(&recorderFor(suiteName()));

@@ -108,6 +108,7 @@ void applyDispense(fhir::StoreTransaction& tx, const fhir::StoredVersion& v) {
   tx.lockKey("stock:" + medicationId);
   if (!tx.query({"SELECT 1 FROM stock_movement WHERE resource = ?", {resource}}).empty()) return;  // applied once
   const std::vector<Lot> lots = lotsOf([&](const fhir::SqlQuery& q) { return tx.query(q); }, medicationId);
+  if (lots.empty()) return;  // never received: this Medication's stock is not kept by Hearth
   const Allocation a = allocateFefo(lots, todayUtc(), units);
   if (!a.ok) {
     throw FhirError(409, IssueType::Conflict,

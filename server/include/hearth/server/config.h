@@ -81,10 +81,21 @@ struct AuthConfig {
   std::vector<TokenGrant> tokens;
 };
 
+// The inbound HL7 v2 MLLP listener (the bridge). Off when enabled=false or port=-1.
+struct MllpConfig {
+  bool enabled = true;
+  std::string host = "127.0.0.1";
+  int idleTimeoutSeconds = 300;
+  size_t maxFrameBytes = 16u * 1024u * 1024u;
+  int maxConnections = 64;
+  bool tls = false;  // serve MLLP over TLS with the http.tls.* certificate and key
+};
+
 struct Config {
   std::string dataDir = "./data";
   std::string portFile;  // written once listening: "http=<port>\nmllp=<port>\n"
-  int mllpPort = 2575;
+  int mllpPort = 2575;  // mllp.port; -1 = no MLLP listener, 0 = pick a free port
+  MllpConfig mllp;
   HttpConfig http;
   fhir::StoreOptions store;
   FhirConfig fhir;

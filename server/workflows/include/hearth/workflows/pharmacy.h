@@ -11,8 +11,9 @@
 //    unexpired lots (expiry >= today, UTC) in the dispense's own transaction; when they do not
 //    hold enough, the dispense is refused (409, naming what is available and what has expired)
 //    and nothing is stored. A dispense is applied once (later versions do not take stock again).
-//    A completed dispense without a Medication reference (a coded medication only) is not
-//    stock-managed and passes.
+//    Stock management of a Medication starts with its first receipt: a completed dispense of a
+//    Medication that was never received, or without a Medication reference (a coded medication
+//    only), is not stock-managed and passes (pharmacies whose stock lives elsewhere keep working).
 //  - Report: GET Medication/$stock (all stocked medications) or Medication/<id>/$stock, with
 //    expiring-within=N (days, default 30): per Medication the usable total, the reorder level and
 //    whether it is below it, and each lot with its expiry, units, expired / expiring flags.
