@@ -42,6 +42,17 @@ struct WriteOutcome {
 
 class ResourceService;
 
+// A resource body parsed, validated and search-indexed ahead of an atomic unit
+// (ResourceService::prepare), so that the unit, which holds the store's writer lock and may run
+// more than once, only does the store writes. Made once, used by any number of attempts.
+struct PreparedResource {
+  std::string type;
+  std::string body;  // the bytes to store (stamped with id, version and lastUpdated when written)
+  bool hasId = false;
+  std::string bodyId;  // the body's id, when hasId
+  std::vector<IndexRow> index;
+};
+
 // The writes of one atomic unit (ResourceService::runAtomic): the same rules as the
 // ResourceService methods of the same names (validation, ids, versions, If-Match, search index),
 // applied inside the unit's transaction. FhirErrors propagate and roll back the whole unit.
@@ -54,6 +65,10 @@ class WriteContext {
   WriteOutcome update(std::string_view type, std::string_view id, std::string_view body,
                       std::optional<int64_t> ifMatch);
   WriteOutcome remove(std::string_view type, std::string_view id, std::optional<int64_t> ifMatch);
+  // The same as create/update above with a body prepared before the unit: the same checks, ids,
+  // versions, errors and observers, without parsing, validating or indexing again.
+  WriteOutcome create(const PreparedResource& r, std::string_view id = {});
+  WriteOutcome update(const PreparedResource& r, std::string_view id, std::optional<int64_t> ifMatch);
 
  private:
   friend class ResourceService;
@@ -96,6 +111,12 @@ class ResourceService {
   int64_t reindex(std::string_view type = {}, int batch = 500);
 
   const SearchIndexer& indexer() const { return indexer_; }
+
+  // Checks `type`, parses and validates `body` and extracts its search index, as create and update
+  // do before writing; throws the same FhirErrors. For WriteContext::create/update(PreparedResource):
+  // callers that build a unit from many resources (transaction Bundles) prepare them before
+  // runAtomic, so the unit, which holds the store's writer lock, only writes.
+  PreparedResource prepare(std::string_view type, std::string_view body);
 
   // Called for every version written (create, update, delete; plain interactions and atomic
   // units alike) inside the transaction that writes it, after put() and replaceIndex(): what an
