@@ -44,6 +44,10 @@ constexpr size_t kMaxBundleEntries = 10000;
 constexpr int kMaxBundleDepth = 512;         // JSON nesting of a whole Bundle (resources stop at 100)
 constexpr int kMaxContentPasses = 8;         // re-runs of a unit that needed a resource's content
 constexpr int kMaxConditionalDeletes = 10000;  // a conditional delete of more matches is refused
+// A transaction with at least this many writes commits on its own, not through group commit
+// (ResourceService::runAtomicAlone): small ones gain from sharing a sync, large ones lose more to
+// the group's savepoint than the sync costs them.
+constexpr size_t kAloneUnitWrites = 32;
 
 using RefMap = std::unordered_map<std::string, std::string>;
 
@@ -258,11 +262,16 @@ void fetchContent(ResourceService& service, ContentCache& cache, std::string_vie
 }
 
 // Runs `fn` as one atomic unit, filling `cache` and re-running when the unit needs content.
+// `alone`: a large unit, run in a transaction of its own (ResourceService::runAtomicAlone).
 template <class Fn>
-void runWithContent(ResourceService& service, ContentCache& cache, Fn&& fn) {
+void runWithContent(ResourceService& service, ContentCache& cache, Fn&& fn, bool alone = false) {
   for (int pass = 1;; ++pass) {
     try {
-      service.runAtomic([&](WriteContext& ctx) { fn(ctx); });
+      if (alone) {
+        service.runAtomicAlone([&](WriteContext& ctx) { fn(ctx); });
+      } else {
+        service.runAtomic([&](WriteContext& ctx) { fn(ctx); });
+      }
       return;
     } catch (const NeedContent& need) {
       if (pass >= kMaxContentPasses) {
@@ -1071,6 +1080,8 @@ class BundleRun {
     locks.erase(std::unique(locks.begin(), locks.end()), locks.end());
 
     prepareWrites(staticRefs);
+    size_t writes = 0;
+    for (const Entry& e : entries_) writes += e.method != Method::Get && e.method != Method::Head;
 
     ContentCache cache;
     for (const Entry& e : entries_) {
@@ -1083,7 +1094,7 @@ class BundleRun {
       transactionUnit(ctx, cache, refs, results);
       if (inUnit_) inUnit_(ctx.tx());
       results_ = std::move(results);
-    });
+    }, writes >= kAloneUnitWrites);
     for (const Entry& e : entries_) {
       if (e.method == Method::Get || e.method == Method::Head) results_[e.index] = evaluateGet(e);
     }

@@ -140,8 +140,8 @@ ResourceService::ResourceService(ResourceStore& store, const Model& model, Servi
     committer_ = std::make_unique<GroupCommitter>(store_, options_.groupCommitMax);
 }
 
-void ResourceService::runUnit(const GroupCommitter::Unit& unit) {
-  if (committer_) return committer_->run(unit);
+void ResourceService::runUnit(const GroupCommitter::Unit& unit, bool alone) {
+  if (committer_ && !alone) return committer_->run(unit);
   auto tx = store_.begin();
   unit(*tx);
   tx->commit();
@@ -428,14 +428,18 @@ HistoryPage ResourceService::history(const HistoryQuery& q) {
 
 // ---- atomic units (bundles, conditional interactions) ----
 
-void ResourceService::runAtomic(const std::function<void(WriteContext&)>& fn) {
+void ResourceService::runAtomic(const std::function<void(WriteContext&)>& fn) { runAtomicImpl(fn, false); }
+
+void ResourceService::runAtomicAlone(const std::function<void(WriteContext&)>& fn) { runAtomicImpl(fn, true); }
+
+void ResourceService::runAtomicImpl(const std::function<void(WriteContext&)>& fn, bool alone) {
   std::vector<StoredVersion> written;
   withRetry([&] {
     runUnit([&](StoreTransaction& tx) {
       WriteContext ctx(*this, tx);
       fn(ctx);
       written = std::move(ctx.written_);
-    });
+    }, alone);
     return 0;
   });
   for (const StoredVersion& v : written) remember(v);

@@ -105,6 +105,12 @@ class ResourceService {
   // it must keep its state in locals it resets. A FhirError thrown by fn rolls back and
   // propagates; store failures become 503.
   void runAtomic(const std::function<void(WriteContext&)>& fn);
+  // The same, for a large unit (a transaction Bundle of many entries): it runs in a transaction of
+  // its own rather than through the group committer. Group commit pays off for small writes (one
+  // sync for many); a large unit gains nothing from sharing its commit, and inside a group it runs
+  // under a savepoint, whose sub-journal copies every page it touches (measured on SQLite: 500-entry
+  // transaction Bundles imported at 1,078 resources/s grouped, 1,597/s alone).
+  void runAtomicAlone(const std::function<void(WriteContext&)>& fn);
 
   // Rebuilds the search index of every current resource (of `type` only, when given), in batches
   // of `batch` resources per transaction. Returns the number of resources indexed.
@@ -143,7 +149,8 @@ class ResourceService {
   template <class Fn>
   auto withRetry(Fn&& fn) -> decltype(fn());
   // Runs one unit of work atomically: through the group committer, or in its own transaction.
-  void runUnit(const GroupCommitter::Unit& unit);
+  void runUnit(const GroupCommitter::Unit& unit, bool alone = false);
+  void runAtomicImpl(const std::function<void(WriteContext&)>& fn, bool alone);
   void remember(const StoredVersion& v);
   void notifyWrite(StoreTransaction& tx, const StoredVersion& v) const {
     for (const WriteObserver& o : observers_) o(tx, v);
