@@ -44,6 +44,10 @@ constexpr size_t kMaxBundleEntries = 10000;
 constexpr int kMaxBundleDepth = 512;         // JSON nesting of a whole Bundle (resources stop at 100)
 constexpr int kMaxContentPasses = 8;         // re-runs of a unit that needed a resource's content
 constexpr int kMaxConditionalDeletes = 10000;  // a conditional delete of more matches is refused
+// A transaction with at least this many writes commits on its own, not through group commit
+// (ResourceService::runAtomicAlone): small ones gain from sharing a sync, large ones lose more to
+// the group's savepoint than the sync costs them.
+constexpr size_t kAloneUnitWrites = 32;
 
 using RefMap = std::unordered_map<std::string, std::string>;
 
@@ -258,11 +262,16 @@ void fetchContent(ResourceService& service, ContentCache& cache, std::string_vie
 }
 
 // Runs `fn` as one atomic unit, filling `cache` and re-running when the unit needs content.
+// `alone`: a large unit, run in a transaction of its own (ResourceService::runAtomicAlone).
 template <class Fn>
-void runWithContent(ResourceService& service, ContentCache& cache, Fn&& fn) {
+void runWithContent(ResourceService& service, ContentCache& cache, Fn&& fn, bool alone = false) {
   for (int pass = 1;; ++pass) {
     try {
-      service.runAtomic([&](WriteContext& ctx) { fn(ctx); });
+      if (alone) {
+        service.runAtomicAlone([&](WriteContext& ctx) { fn(ctx); });
+      } else {
+        service.runAtomic([&](WriteContext& ctx) { fn(ctx); });
+      }
       return;
     } catch (const NeedContent& need) {
       if (pass >= kMaxContentPasses) {
@@ -556,6 +565,9 @@ struct Entry {
   std::vector<std::string> references;  // POST/PUT: every reference string of the resource
   std::optional<FhirError> prepareError;  // batch: the entry's own error, found while preparing
   std::string newId;  // creates: the id assigned up front
+  // Transactions: the resource to write, parsed, validated and indexed before the unit
+  // (prepareWrites); absent when that was not possible, and the unit then does it itself.
+  std::optional<PreparedResource> prepared;
 };
 
 // The outcome of one entry, for the response Bundle.
@@ -1067,6 +1079,10 @@ class BundleRun {
     std::sort(locks.begin(), locks.end());
     locks.erase(std::unique(locks.begin(), locks.end()), locks.end());
 
+    prepareWrites(staticRefs);
+    size_t writes = 0;
+    for (const Entry& e : entries_) writes += e.method != Method::Get && e.method != Method::Head;
+
     ContentCache cache;
     for (const Entry& e : entries_) {
       if (e.method == Method::Patch && e.target.kind == Target::Kind::Instance) fetchContent(service_, cache, e.target.type, e.target.id);
@@ -1078,11 +1094,50 @@ class BundleRun {
       transactionUnit(ctx, cache, refs, results);
       if (inUnit_) inUnit_(ctx.tx());
       results_ = std::move(results);
-    });
+    }, writes >= kAloneUnitWrites);
     for (const Entry& e : entries_) {
       if (e.method == Method::Get || e.method == Method::Head) results_[e.index] = evaluateGet(e);
     }
     readMatchedCreates();
+  }
+
+  // Parses, validates and indexes, before the unit, every POST and PUT whose stored body is known
+  // now: its references resolve through `staticRefs` alone (none names the fullUrl of a
+  // conditional create or update, nor is a conditional reference, which only the unit resolves),
+  // and a PUT keeps its body as sent (a conditional PUT without an id gets one injected in the
+  // unit). The unit holds the store's writer lock (and, with group commit, runs on the single
+  // writer thread), so this keeps the CPU work of the Bundle off it, and a retried unit does not
+  // redo it. Purely an optimisation: an entry that fails here is left unprepared, and the unit
+  // meets the same error at the same point of the R4 order as it would have without this step.
+  void prepareWrites(const RefMap& staticRefs) {
+    std::unordered_set<std::string> unitResolved;  // fullUrls whose target the unit decides
+    for (const Entry& e : entries_) {
+      if (e.fullUrl.empty()) continue;
+      if ((e.method == Method::Post && !e.ifNoneExist.empty()) ||
+          (e.method == Method::Put && e.target.kind == Target::Kind::Conditional)) {
+        unitResolved.insert(e.fullUrl);
+      }
+    }
+    for (Entry& e : entries_) {
+      const bool bodyKept = e.method == Method::Post ||
+                            (e.method == Method::Put && (e.target.kind == Target::Kind::Instance || e.hasBodyId));
+      if (!bodyKept) continue;
+      bool resolvable = true;
+      for (const std::string& ref : e.references) {
+        const size_t q = ref.find('?');
+        if (unitResolved.count(ref) || (q != std::string::npos && q != 0 && ref.find('/') >= q)) {
+          resolvable = false;
+          break;
+        }
+      }
+      if (!resolvable) continue;
+      try {
+        const std::string rewritten = rewrite(e, staticRefs);
+        e.prepared = service_.prepare(e.target.type, rewritten.empty() ? e.resourceText : std::string_view(rewritten));
+      } catch (const FhirError&) {
+        // Left to the unit, which reports it in order.
+      }
+    }
   }
 
   // The writes of a transaction, in R4 order; re-runnable (all state is in the arguments).
@@ -1218,6 +1273,10 @@ class BundleRun {
           r.readId = ids[e.index];
           return;
         }
+        if (e.prepared) {
+          setWritten(r, ctx.create(*e.prepared, ids[e.index]), 201);
+          return;
+        }
         const std::string rewritten = rewrite(e, refs);
         WriteOutcome out = ctx.create(e.target.type, rewritten.empty() ? e.resourceText : rewritten, ids[e.index]);
         setWritten(r, std::move(out), 201);
@@ -1227,7 +1286,8 @@ class BundleRun {
     for (const Entry& e : entries_) {
       if (e.method != Method::Put) continue;
       guarded(e, [&] {
-        std::string body = rewrite(e, refs);
+        const PreparedResource* prep = e.prepared ? &*e.prepared : nullptr;
+        std::string body = prep ? std::string() : rewrite(e, refs);
         std::string_view text = body.empty() ? e.resourceText : std::string_view(body);
         WriteOutcome out;
         if (createViaPut[e.index]) {
@@ -1236,15 +1296,15 @@ class BundleRun {
             if (cur && !cur->deleted) {
               throw FhirError(409, IssueType::Conflict, e.target.type + "/" + e.bodyId + " exists but does not match the criteria", "id");
             }
-            out = ctx.update(e.target.type, e.bodyId, text, std::nullopt);
+            out = prep ? ctx.update(*prep, e.bodyId, std::nullopt) : ctx.update(e.target.type, e.bodyId, text, std::nullopt);
           } else {
-            out = ctx.create(e.target.type, text, ids[e.index]);
+            out = prep ? ctx.create(*prep, ids[e.index]) : ctx.create(e.target.type, text, ids[e.index]);
           }
         } else if (e.target.kind == Target::Kind::Conditional && !e.hasBodyId) {
           out = ctx.update(e.target.type, ids[e.index],
                            withInjectedId(text, ids[e.index], e.resource->MemberCount() == 0), e.ifMatch);
         } else {
-          out = ctx.update(e.target.type, ids[e.index], text, e.ifMatch);
+          out = prep ? ctx.update(*prep, ids[e.index], e.ifMatch) : ctx.update(e.target.type, ids[e.index], text, e.ifMatch);
         }
         const int status = out.created ? 201 : 200;
         setWritten(results[e.index], std::move(out), status);

@@ -140,8 +140,8 @@ ResourceService::ResourceService(ResourceStore& store, const Model& model, Servi
     committer_ = std::make_unique<GroupCommitter>(store_, options_.groupCommitMax);
 }
 
-void ResourceService::runUnit(const GroupCommitter::Unit& unit) {
-  if (committer_) return committer_->run(unit);
+void ResourceService::runUnit(const GroupCommitter::Unit& unit, bool alone) {
+  if (committer_ && !alone) return committer_->run(unit);
   auto tx = store_.begin();
   unit(*tx);
   tx->commit();
@@ -428,24 +428,39 @@ HistoryPage ResourceService::history(const HistoryQuery& q) {
 
 // ---- atomic units (bundles, conditional interactions) ----
 
-void ResourceService::runAtomic(const std::function<void(WriteContext&)>& fn) {
+void ResourceService::runAtomic(const std::function<void(WriteContext&)>& fn) { runAtomicImpl(fn, false); }
+
+void ResourceService::runAtomicAlone(const std::function<void(WriteContext&)>& fn) { runAtomicImpl(fn, true); }
+
+void ResourceService::runAtomicImpl(const std::function<void(WriteContext&)>& fn, bool alone) {
   std::vector<StoredVersion> written;
   withRetry([&] {
     runUnit([&](StoreTransaction& tx) {
       WriteContext ctx(*this, tx);
       fn(ctx);
       written = std::move(ctx.written_);
-    });
+    }, alone);
     return 0;
   });
   for (const StoredVersion& v : written) remember(v);
 }
 
+PreparedResource ResourceService::prepare(std::string_view type, std::string_view body) {
+  checkType(type);
+  PreparedResource r;
+  const rapidjson::Document doc = parseAndValidate(type, body, r.bodyId, r.hasId);
+  r.type = std::string(type);
+  r.body = std::string(body);
+  r.index = indexer_.extract(type, doc);
+  return r;
+}
+
 WriteOutcome WriteContext::create(std::string_view type, std::string_view body, std::string_view id) {
-  svc_.checkType(type);
-  std::string bodyId;
-  bool hasId = false;
-  const rapidjson::Document doc = svc_.parseAndValidate(type, body, bodyId, hasId);
+  return create(svc_.prepare(type, body), id);
+}
+
+WriteOutcome WriteContext::create(const PreparedResource& r, std::string_view id) {
+  const std::string_view type = r.type;
   std::string newId = id.empty() ? newResourceId() : std::string(id);
   if (!id.empty()) {
     ResourceService::checkId(id);
@@ -457,10 +472,10 @@ WriteOutcome WriteContext::create(std::string_view type, std::string_view body, 
     throw StoreConflict();  // a UUID collision: retry the unit with fresh ids
   }
   const Instant now = nowInstant();
-  StoredVersion v{std::string(type), newId, 1, now.text, false, stampResource(body, type, newId, 1, now.text),
-                  0, WriteOp::Create};
+  StoredVersion v{r.type, newId, 1, now.text, false, stampResource(r.body, type, newId, 1, now.text), 0,
+                  WriteOp::Create};
   tx_.put(v);
-  tx_.replaceIndex(type, newId, svc_.indexer_.extract(type, doc));
+  tx_.replaceIndex(type, newId, r.index);
   svc_.notifyWrite(tx_, v);
   written_.push_back(v);
   return WriteOutcome{std::move(v), true};
@@ -470,11 +485,14 @@ WriteOutcome WriteContext::update(std::string_view type, std::string_view id, st
                                   std::optional<int64_t> ifMatch) {
   svc_.checkType(type);
   ResourceService::checkId(id);
-  std::string bodyId;
-  bool hasId = false;
-  const rapidjson::Document doc = svc_.parseAndValidate(type, body, bodyId, hasId);
-  if (!hasId) throw FhirError(400, IssueType::Required, "The resource must carry an id for an update", "id");
-  if (bodyId != id) throw FhirError(400, IssueType::Invalid, "The resource id does not match the id in the URL", "id");
+  return update(svc_.prepare(type, body), id, ifMatch);
+}
+
+WriteOutcome WriteContext::update(const PreparedResource& r, std::string_view id, std::optional<int64_t> ifMatch) {
+  const std::string_view type = r.type;
+  ResourceService::checkId(id);
+  if (!r.hasId) throw FhirError(400, IssueType::Required, "The resource must carry an id for an update", "id");
+  if (r.bodyId != id) throw FhirError(400, IssueType::Invalid, "The resource id does not match the id in the URL", "id");
   auto cur = tx_.current(type, id);
   if (ifMatch && (!cur || cur->deleted || cur->version != *ifMatch)) {
     throw FhirError(412, IssueType::Conflict,
@@ -485,14 +503,14 @@ WriteOutcome WriteContext::update(std::string_view type, std::string_view id, st
   const int64_t next = cur ? cur->version + 1 : 1;
   Instant now = nowInstant();
   StoredVersion v;
-  v.type = std::string(type);
+  v.type = r.type;
   v.id = std::string(id);
   v.version = next;
   v.lastUpdated = (cur && cur->lastUpdated > now.text) ? cur->lastUpdated : now.text;
-  v.json = stampResource(body, type, id, next, v.lastUpdated);
+  v.json = stampResource(r.body, type, id, next, v.lastUpdated);
   v.op = WriteOp::Update;
   tx_.put(v);
-  tx_.replaceIndex(type, id, svc_.indexer_.extract(type, doc));
+  tx_.replaceIndex(type, id, r.index);
   svc_.notifyWrite(tx_, v);
   written_.push_back(v);
   return WriteOutcome{std::move(v), !cur || cur->deleted};
