@@ -308,7 +308,13 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
   explicit HearthRequestHandler(ServerContext& ctx) : ctx_(ctx) {}
 
   void handleRequest(HTTPServerRequest& req, HTTPServerResponse& resp) override {
-    ctx_.inFlight.fetch_add(1, std::memory_order_relaxed);
+    // Counted until this handler returns, however it returns: a send to a client that went away
+    // throws, and a count left behind would hold a graceful shutdown for its whole grace period.
+    struct InFlight {
+      std::atomic<int>& n;
+      explicit InFlight(std::atomic<int>& counter) : n(counter) { n.fetch_add(1, std::memory_order_relaxed); }
+      ~InFlight() { n.fetch_sub(1, std::memory_order_relaxed); }
+    } inFlight(ctx_.inFlight);
     const auto t0 = std::chrono::steady_clock::now();
     const std::string clientId = req.get("X-Request-Id", "");
     requestId_ = sane(clientId, 128) ? clientId : newRequestId();
@@ -366,7 +372,6 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ctx_.metrics.record(route_, Metrics::methodIndex(req.getMethod()), r.status, secs);
     if (ctx_.accessLog) accessLog(req, path, r, secs);
-    ctx_.inFlight.fetch_sub(1, std::memory_order_relaxed);
   }
 
  private:
