@@ -302,6 +302,7 @@ int HearthApp::main(const std::vector<std::string>&) {
     logEvent("info", "shutdown requested; finishing in-flight requests");
     // MLLP first: no new message is accepted; messages being handled finish (and are ACKed).
     if (mllp) mllp->stop(cfg.http.shutdownGraceSeconds);
+    logEvent("info", "shutdown: MLLP listener stopped");
     server.stopAll(false);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.http.shutdownGraceSeconds);
     while (ctx.inFlight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
@@ -313,9 +314,11 @@ int HearthApp::main(const std::vector<std::string>&) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     pool.joinAll();
+    logEvent("info", "shutdown: HTTP stopped");
     notifier.stop();
     subscriptions.stop();
     if (hl7Outbox) hl7Outbox->stop();  // HL7 v2 outbound: finish the message in flight
+    logEvent("info", "shutdown: background workers stopped");
   } catch (const Poco::Exception& e) {
     logEvent("error", "HTTP server failed: " + e.displayText());
     return EXIT_SOFTWARE;
