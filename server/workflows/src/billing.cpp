@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "workflow_support.h"
 #include "hearth/fhir/error.h"
 #include "hearth/fhir/interactions.h"
 #include "hearth/fhir/store.h"
@@ -18,6 +19,8 @@ namespace hearth::workflows {
 
 namespace {
 
+using namespace detail;
+
 using fhir::FhirError;
 using fhir::IssueType;
 using fhir::SqlRow;
@@ -25,33 +28,7 @@ using fhir::SqlValue;
 
 constexpr size_t kMaxItems = 1000;
 
-// Numbers are kept as their JSON text, so amounts reach Decimal exactly as written.
-rapidjson::Document parseExact(std::string_view json) {
-  rapidjson::Document d;
-  d.Parse<rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseValidateEncodingFlag>(json.data(), json.size());
-  if (d.HasParseError() || !d.IsObject()) throw FhirError(400, IssueType::Structure, "The body is not a JSON object");
-  return d;
-}
 
-std::string_view str(const rapidjson::Value& obj, const char* name) {
-  if (!obj.IsObject()) return {};
-  auto it = obj.FindMember(name);
-  if (it == obj.MemberEnd() || !it->value.IsString()) return {};
-  return {it->value.GetString(), it->value.GetStringLength()};
-}
-const rapidjson::Value* member(const rapidjson::Value& obj, const char* name) {
-  if (!obj.IsObject()) return nullptr;
-  auto it = obj.FindMember(name);
-  return it == obj.MemberEnd() ? nullptr : &it->value;
-}
-std::string text(const SqlValue& v) {
-  const auto* s = std::get_if<std::string>(&v);
-  return s ? *s : std::string();
-}
-int64_t integer(const SqlValue& v) {
-  const auto* n = std::get_if<int64_t>(&v);
-  return n ? *n : 0;
-}
 
 std::optional<Decimal> decimalAt(const rapidjson::Value* v) {
   if (!v || !v->IsString()) return std::nullopt;  // numbers come as strings (parseExact)
@@ -85,14 +62,6 @@ struct Line {
   std::vector<Component> components;
 };
 
-std::string nowInstant() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 void writeMoney(rapidjson::Writer<rapidjson::StringBuffer>& w, const Decimal& value, const std::string& currency) {
   w.StartObject();
@@ -275,7 +244,7 @@ fhir::WriteOutcome generateInvoice(fhir::ResourceService& service, fhir::SearchE
       writeString(w, "reference", invoiceSubject);
       w.EndObject();
     }
-    writeString(w, "date", nowInstant());
+    writeString(w, "date", isoUtc(nowUs()));
     w.Key("lineItem");
     w.StartArray();
     int sequence = 0;
@@ -401,7 +370,7 @@ std::string payInvoice(fhir::ResourceService& service, const std::string& invoic
     }
     rapidjson::StringBuffer buf;
     rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-    const std::string now = nowInstant();
+    const std::string now = isoUtc(nowUs());
     w.StartObject();
     writeString(w, "resourceType", "PaymentReconciliation");
     writeString(w, "status", "active");
@@ -435,9 +404,7 @@ std::string payInvoice(fhir::ResourceService& service, const std::string& invoic
     const fhir::WriteOutcome payment = ctx.create("PaymentReconciliation", buf.GetString());
     tx.execute({"INSERT INTO invoice_payment (payment_id, invoice_id, amount, currency, at_us) VALUES (?, ?, ?, ?, ?)",
                 {payment.version.id, invoiceId, amount->value.toString(), b.currency,
-                 static_cast<int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                          std::chrono::system_clock::now().time_since_epoch())
-                                          .count())}});
+                 nowUs()}});
     b.paid += amount->value;
     if ((b.gross - b.paid).isZero()) {
       ctx.update("Invoice", invoiceId,

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "workflow_support.h"
 #include "hearth/fhir/error.h"
 #include "hearth/fhir/json.h"
 #include "hearth/fhir/search_index.h"
@@ -15,6 +16,8 @@
 namespace hearth::workflows {
 
 namespace {
+
+using namespace detail;
 
 using fhir::FhirError;
 using fhir::IssueType;
@@ -34,12 +37,6 @@ bool bookableType(std::string_view t) {
   return t == "Practitioner" || t == "PractitionerRole" || t == "Location" || t == "Device" || t == "HealthcareService";
 }
 
-std::string_view str(const rapidjson::Value& obj, const char* name) {
-  if (!obj.IsObject()) return {};
-  auto it = obj.FindMember(name);
-  if (it == obj.MemberEnd() || !it->value.IsString()) return {};
-  return {it->value.GetString(), it->value.GetStringLength()};
-}
 
 struct Booking {
   bool active = false;
@@ -110,10 +107,6 @@ Booking readBooking(std::string_view json, int maxMinutes) {
   return b;
 }
 
-std::string text(const SqlValue& v) {
-  const auto* s = std::get_if<std::string>(&v);
-  return s ? *s : std::string();
-}
 
 // Other live Appointments referring to target through `param` (and, for actors, starting in
 // [fromUs, beforeUs)): (id, content). The date test is written `d.param || ''` / `d.lo + 0` so

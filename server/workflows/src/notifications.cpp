@@ -10,6 +10,7 @@
 #include <set>
 #include <vector>
 
+#include "workflow_support.h"
 #include "hearth/fhir/error.h"
 #include "hearth/fhir/json.h"
 #include "hearth/fhir/store.h"
@@ -18,45 +19,18 @@ namespace hearth::workflows {
 
 namespace {
 
+using namespace detail;
+
 using fhir::FhirError;
 using fhir::SqlRow;
 using fhir::SqlValue;
 
 constexpr const char* kSystem = "urn:hearth:notification";
 
-int64_t nowUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
-std::string instant(int64_t us) {
-  const std::time_t t = static_cast<std::time_t>(us / 1000000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
-std::string text(const SqlValue& v) {
-  const auto* s = std::get_if<std::string>(&v);
-  return s ? *s : std::string();
-}
 
-std::string newId() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* hex = "0123456789abcdef";
-  std::string id(32, '0');
-  for (char& c : id) c = hex[rng() & 15];
-  return id;
-}
 
-std::string_view str(const rapidjson::Value& obj, const char* name) {
-  if (!obj.IsObject()) return {};
-  auto it = obj.FindMember(name);
-  if (it == obj.MemberEnd() || !it->value.IsString()) return {};
-  return {it->value.GetString(), it->value.GetStringLength()};
-}
 
 // Relative "Type/id" of a Reference object, or "".
 std::string reference(const rapidjson::Value& ref) {
@@ -126,7 +100,7 @@ std::string communication(const std::string& identifier, const std::string& cate
   refObj(about);
   w.EndArray();
   w.Key("sent");
-  const std::string sent = instant(nowUs());
+  const std::string sent = isoUtc(nowUs());
   w.String(sent.c_str(), static_cast<rapidjson::SizeType>(sent.size()));
   if (!recipients.empty()) {
     w.Key("recipient");
@@ -162,7 +136,7 @@ void ClinicalNotifier::install() {
     const int64_t now = nowUs();
     tx.execute({"INSERT INTO event_outbox (id, kind, subscription_id, resource, seq, payload, status, attempts, "
                 "next_attempt_us, created_us) VALUES (?, 'lab-alert', '', ?, ?, '', 'pending', 0, ?, ?)",
-                {newId(), "DiagnosticReport/" + v.id + "/_history/" + std::to_string(v.version), v.seq, now, now}});
+                {fhir::newResourceId(), "DiagnosticReport/" + v.id + "/_history/" + std::to_string(v.version), v.seq, now, now}});
     std::lock_guard<std::mutex> lock(mutex_);
     wake_.notify_one();
   });

@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "workflow_support.h"
 #include "hearth/fhir/error.h"
 #include "hearth/fhir/store.h"
 #include "hearth/workflows/money.h"
@@ -20,36 +21,14 @@ namespace hearth::workflows {
 
 namespace {
 
+using namespace detail;
+
 using fhir::FhirError;
 using fhir::IssueType;
 using fhir::SqlRow;
 using fhir::SqlValue;
 
-std::string_view str(const rapidjson::Value& obj, const char* name) {
-  if (!obj.IsObject()) return {};
-  auto it = obj.FindMember(name);
-  if (it == obj.MemberEnd() || !it->value.IsString()) return {};
-  return {it->value.GetString(), it->value.GetStringLength()};
-}
-const rapidjson::Value* member(const rapidjson::Value& obj, const char* name) {
-  if (!obj.IsObject()) return nullptr;
-  auto it = obj.FindMember(name);
-  return it == obj.MemberEnd() ? nullptr : &it->value;
-}
-std::string text(const SqlValue& v) {
-  const auto* s = std::get_if<std::string>(&v);
-  return s ? *s : std::string();
-}
-int64_t integer(const SqlValue& v) {
-  if (const auto* n = std::get_if<int64_t>(&v)) return *n;
-  if (const auto* d = std::get_if<double>(&v)) return static_cast<int64_t>(*d);
-  return 0;
-}
 
-int64_t nowUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 std::string todayUtc() {
   const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::tm tm{};
@@ -58,20 +37,7 @@ std::string todayUtc() {
   std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
   return buf;
 }
-std::string newId() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* hex = "0123456789abcdef";
-  std::string id(32, '0');
-  for (char& c : id) c = hex[rng() & 15];
-  return id;
-}
 
-rapidjson::Document parseExact(std::string_view json) {
-  rapidjson::Document d;
-  d.Parse<rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseValidateEncodingFlag>(json.data(), json.size());
-  if (d.HasParseError() || !d.IsObject()) throw FhirError(400, IssueType::Structure, "The body is not a JSON object");
-  return d;
-}
 
 template <class Run>
 std::vector<Lot> lotsOf(Run&& run, const std::string& medicationId) {
@@ -127,7 +93,7 @@ void applyDispense(fhir::StoreTransaction& tx, const fhir::StoredVersion& v) {
     if (changed != 1) throw fhir::StoreConflict();
     tx.execute({"INSERT INTO stock_movement (id, medication_id, lot, delta, reason, resource, at_us) "
                 "VALUES (?, ?, ?, ?, 'dispense', ?, ?)",
-                {newId(), medicationId, take.lotId, -take.quantity, resource, now}});
+                {fhir::newResourceId(), medicationId, take.lotId, -take.quantity, resource, now}});
   }
 }
 
@@ -248,7 +214,7 @@ std::string receiveStock(fhir::ResourceService& service, const std::string& medi
     }
     tx->execute({"INSERT INTO stock_movement (id, medication_id, lot, delta, reason, resource, at_us) "
                  "VALUES (?, ?, ?, ?, 'receipt', ?, ?)",
-                 {newId(), medicationId, lot, *quantity, "Medication/" + medicationId, now}});
+                 {fhir::newResourceId(), medicationId, lot, *quantity, "Medication/" + medicationId, now}});
     if (reorder) {
       if (tx->execute({"UPDATE stock_item SET reorder_level = ? WHERE medication_id = ?", {*reorder, medicationId}}) == 0) {
         tx->execute({"INSERT INTO stock_item (medication_id, reorder_level) VALUES (?, ?)", {medicationId, *reorder}});

@@ -5,6 +5,7 @@
 #include <set>
 #include <vector>
 
+#include "workflow_support.h"
 #include "hearth/fhir/error.h"
 #include "hearth/fhir/json.h"
 #include "hearth/fhir/search_index.h"
@@ -13,15 +14,11 @@ namespace hearth::workflows {
 
 namespace {
 
+using namespace detail;
+
 using fhir::FhirError;
 using fhir::IssueType;
 
-std::string_view str(const rapidjson::Value& obj, const char* name) {
-  if (!obj.IsObject()) return {};
-  auto it = obj.FindMember(name);
-  if (it == obj.MemberEnd() || !it->value.IsString()) return {};
-  return {it->value.GetString(), it->value.GetStringLength()};
-}
 
 // What names a drug: "system|code" of each coding, and "text:<normalised>" of text and displays.
 struct DrugKeys {

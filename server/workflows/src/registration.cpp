@@ -9,6 +9,7 @@
 #include <set>
 #include <vector>
 
+#include "workflow_support.h"
 #include "hearth/fhir/error.h"
 #include "hearth/fhir/json.h"
 #include "hearth/fhir/search_index.h"
@@ -18,22 +19,14 @@ namespace hearth::workflows {
 
 namespace {
 
+using namespace detail;
+
 using fhir::FhirError;
 using fhir::IssueType;
 using fhir::SqlQuery;
 using fhir::SqlRow;
 using fhir::SqlValue;
 
-std::string_view str(const rapidjson::Value& obj, const char* name) {
-  if (!obj.IsObject()) return {};
-  auto it = obj.FindMember(name);
-  if (it == obj.MemberEnd() || !it->value.IsString()) return {};
-  return {it->value.GetString(), it->value.GetStringLength()};
-}
-std::string text(const SqlValue& v) {
-  const auto* s = std::get_if<std::string>(&v);
-  return s ? *s : std::string();
-}
 
 // The fields matching looks at, normalised.
 struct Demographics {

@@ -8,6 +8,7 @@
 #include <set>
 #include <vector>
 
+#include "workflow_support.h"
 #include "hearth/fhir/error.h"
 #include "hearth/fhir/interactions.h"
 #include "hearth/fhir/search_index.h"
@@ -18,6 +19,8 @@ namespace hearth::workflows {
 
 namespace {
 
+using namespace detail;
+
 using fhir::FhirError;
 using fhir::IssueType;
 using fhir::SqlRow;
@@ -26,42 +29,8 @@ using fhir::SqlValue;
 constexpr size_t kMaxSlots = 5000;
 constexpr int64_t kDayUs = 86400LL * 1000000;
 
-rapidjson::Document parseExact(std::string_view json) {
-  rapidjson::Document d;
-  d.Parse<rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseValidateEncodingFlag>(json.data(), json.size());
-  if (d.HasParseError() || !d.IsObject()) throw FhirError(400, IssueType::Structure, "The body is not a JSON object");
-  return d;
-}
-std::string_view str(const rapidjson::Value& obj, const char* name) {
-  if (!obj.IsObject()) return {};
-  auto it = obj.FindMember(name);
-  if (it == obj.MemberEnd() || !it->value.IsString()) return {};
-  return {it->value.GetString(), it->value.GetStringLength()};
-}
-std::string text(const SqlValue& v) {
-  const auto* s = std::get_if<std::string>(&v);
-  return s ? *s : std::string();
-}
-int64_t integer(const SqlValue& v) {
-  const auto* n = std::get_if<int64_t>(&v);
-  return n ? *n : 0;
-}
 
-std::string isoUtc(int64_t us) {
-  const std::time_t t = static_cast<std::time_t>(us / 1000000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
-std::string jsonString(const std::string& s) {
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  w.String(s.c_str(), static_cast<rapidjson::SizeType>(s.size()));
-  return buf.GetString();
-}
 
 FhirError badParameter(const std::string& what) { return FhirError(400, IssueType::Value, what, "Parameters.parameter"); }
 

@@ -4,6 +4,7 @@
 #include <map>
 #include <vector>
 
+#include "workflow_support.h"
 #include "hearth/fhir/error.h"
 #include "hearth/fhir/search_index.h"
 #include "hearth/workflows/money.h"
@@ -12,39 +13,15 @@ namespace hearth::workflows {
 
 namespace {
 
+using namespace detail;
+
 using fhir::FhirError;
 using fhir::IssueType;
 using fhir::SqlQuery;
 using fhir::SqlRow;
 using fhir::SqlValue;
 
-int64_t integer(const SqlValue& v) {
-  if (const auto* n = std::get_if<int64_t>(&v)) return *n;
-  if (const auto* d = std::get_if<double>(&v)) return static_cast<int64_t>(*d);
-  return 0;
-}
-std::string text(const SqlValue& v) {
-  const auto* s = std::get_if<std::string>(&v);
-  return s ? *s : std::string();
-}
 
-// JSON string literal (the values here are codes and currency names, but escape anyway).
-std::string quoted(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
 
 // A stored double back to the decimal it was indexed from (values come from FHIR decimals of at
 // most 15-17 significant digits; %.15g gives the shortest form for the money amounts we store).
@@ -127,11 +104,11 @@ std::string hospitalStats(fhir::ResourceStore& store, const std::string& start, 
   auto part = [&](const std::string& name, const std::string& valueJson) {
     if (!first) out += ',';
     first = false;
-    out += R"({"name":)" + quoted(name) + "," + valueJson + "}";
+    out += R"({"name":)" + jsonString(name) + "," + valueJson + "}";
   };
   auto integerPart = [&](const std::string& name, int64_t n) { part(name, R"("valueInteger":)" + std::to_string(n)); };
-  part("start", R"("valueString":)" + quoted(start));
-  part("end", R"("valueString":)" + quoted(end));
+  part("start", R"("valueString":)" + jsonString(start));
+  part("end", R"("valueString":)" + jsonString(end));
   integerPart("newPatients", newPatients);
   integerPart("encounters", encounters);
   integerPart("admissions", admissions);
@@ -139,7 +116,7 @@ std::string hospitalStats(fhir::ResourceStore& store, const std::string& start, 
     std::string parts;
     for (const auto& [status, n] : appointments) {
       if (!parts.empty()) parts += ',';
-      parts += R"({"name":)" + quoted(status) + R"(,"valueInteger":)" + std::to_string(n) + "}";
+      parts += R"({"name":)" + jsonString(status) + R"(,"valueInteger":)" + std::to_string(n) + "}";
     }
     if (!first) out += ',';
     first = false;
@@ -152,10 +129,10 @@ std::string hospitalStats(fhir::ResourceStore& store, const std::string& start, 
     part("averageLeadDays", R"("valueDecimal":)" + days.toString());
   }
   for (const auto& [currency, sum] : invoiced) {
-    part("invoiced", R"("valueMoney":{"value":)" + sum.round(2).toString() + R"(,"currency":)" + quoted(currency) + "}");
+    part("invoiced", R"("valueMoney":{"value":)" + sum.round(2).toString() + R"(,"currency":)" + jsonString(currency) + "}");
   }
   for (const auto& [currency, sum] : collected) {
-    part("collected", R"("valueMoney":{"value":)" + sum.round(2).toString() + R"(,"currency":)" + quoted(currency) + "}");
+    part("collected", R"("valueMoney":{"value":)" + sum.round(2).toString() + R"(,"currency":)" + jsonString(currency) + "}");
   }
   integerPart("dispensed", dispensed);
   out += "]}";

@@ -11,6 +11,7 @@
 #include <limits>
 #include <random>
 
+#include "workflow_support.h"
 #include "hearth/fhir/error.h"
 #include "hearth/fhir/json.h"
 #include "hearth/fhir/store.h"
@@ -18,6 +19,8 @@
 namespace hearth::workflows {
 
 namespace {
+
+using namespace detail;
 
 using fhir::FhirError;
 using fhir::IssueType;
@@ -29,34 +32,13 @@ using fhir::SqlValue;
 // once, and this bounds how long a load that raced an uncommitted Subscription write can miss it.
 constexpr auto kCacheTtl = std::chrono::seconds(1);
 
-int64_t nowUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
-std::string_view str(const rapidjson::Value& obj, const char* name) {
-  if (!obj.IsObject()) return {};
-  auto it = obj.FindMember(name);
-  if (it == obj.MemberEnd() || !it->value.IsString()) return {};
-  return {it->value.GetString(), it->value.GetStringLength()};
-}
 
-std::string text(const SqlValue& v) {
-  const auto* s = std::get_if<std::string>(&v);
-  return s ? *s : std::string();
-}
 int64_t number(const SqlValue& v) {
   const auto* n = std::get_if<int64_t>(&v);
   return n ? *n : 0;
 }
 
-std::string newId() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* hex = "0123456789abcdef";
-  std::string id(32, '0');
-  for (char& c : id) c = hex[rng() & 15];
-  return id;
-}
 
 }  // namespace
 
@@ -185,7 +167,7 @@ void SubscriptionHub::onWrite(fhir::StoreTransaction& tx, const fhir::StoredVers
     const int64_t now = nowUs();
     tx.execute({"INSERT INTO event_outbox (id, subscription_id, resource, seq, payload, status, attempts, "
                 "next_attempt_us, created_us) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
-                {newId(), s.id, v.type + "/" + v.id + "/_history/" + std::to_string(v.version), v.seq,
+                {fhir::newResourceId(), s.id, v.type + "/" + v.id + "/_history/" + std::to_string(v.version), v.seq,
                  s.payload.empty() ? std::string() : v.json, now, now}});
   }
   std::lock_guard<std::mutex> lock(runMutex_);
