@@ -137,11 +137,18 @@ ResourceService::ResourceService(ResourceStore& store, const Model& model, Servi
     : store_(store), model_(model), validator_(model), indexer_(model), options_(options) {
   if (options_.readCacheBytes > 0) cache_ = std::make_unique<CurrentVersionCache>(options_.readCacheBytes);
   if (options_.groupCommitMax > 0)
-    committer_ = std::make_unique<GroupCommitter>(store_, options_.groupCommitMax);
+    committer_ = std::make_unique<GroupCommitter>(store_, options_.groupCommitMax, options_.groupCommitLingerMs);
 }
 
+namespace {
+thread_local bool t_appliedWrites = false;  // see ResourceService::AppliedWrites
+}
+
+ResourceService::AppliedWrites::AppliedWrites() : previous_(t_appliedWrites) { t_appliedWrites = true; }
+ResourceService::AppliedWrites::~AppliedWrites() { t_appliedWrites = previous_; }
+
 void ResourceService::runUnit(const GroupCommitter::Unit& unit, bool alone) {
-  if (committer_ && !alone) return committer_->run(unit);
+  if (committer_ && !alone) return t_appliedWrites ? committer_->runApplied(unit) : committer_->run(unit);
   auto tx = store_.begin();
   unit(*tx);
   tx->commit();
@@ -442,6 +449,8 @@ void ResourceService::runAtomicImpl(const std::function<void(WriteContext&)>& fn
     }, alone);
     return 0;
   });
+  // Applied (not yet committed) versions go into the cache too: they are acknowledged, and their
+  // input is durable in the caller's journal; a cache entry must never fall behind the store.
   for (const StoredVersion& v : written) remember(v);
 }
 

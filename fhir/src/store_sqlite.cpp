@@ -767,13 +767,16 @@ class SqliteStore;
 
 class SqliteTransaction final : public StoreTransaction {
  public:
+  // syncOnCommit: commit() syncs the WAL itself (the store's synchronous=FULL, with connections
+  // at NORMAL so that commitUnsynced() can skip the sync).
   SqliteTransaction(std::timed_mutex& writerMutex, WalCheckpointer& checkpointer, ConnectionPool& pool,
-                    std::chrono::milliseconds wait);
+                    std::chrono::milliseconds wait, bool syncOnCommit);
   ~SqliteTransaction() override;
 
   std::optional<CurrentVersion> current(std::string_view type, std::string_view id) override;
   void put(StoredVersion& v) override;
-  void commit() override;
+  void commit() override { finish(syncOnCommit_); }
+  void commitUnsynced() override { finish(false); }
   void savepoint() override { step(kSavepoint, "savepoint"); }
   void releaseSavepoint() override { step(kReleaseSavepoint, "release savepoint"); }
   // ROLLBACK TO keeps the savepoint open; releasing it too keeps the nesting at one level.
@@ -806,9 +809,12 @@ class SqliteTransaction final : public StoreTransaction {
     return lease_.conn<SqliteConnection>();
   }
 
+  void finish(bool sync);
+
   std::unique_lock<std::timed_mutex> writer_;
   ConnectionPool::Lease lease_;
   bool open_ = false;
+  bool syncOnCommit_ = false;
   // Index bookkeeping (replaceIndex): resources this transaction created (put() of version 1)
   // whose index it has not written yet, so there is nothing to replace; and resources whose index
   // it wrote otherwise, which a later put() of version 1 must not take for fresh. Keys: type NUL id.
@@ -816,8 +822,8 @@ class SqliteTransaction final : public StoreTransaction {
 };
 
 SqliteTransaction::SqliteTransaction(std::timed_mutex& writerMutex, WalCheckpointer& checkpointer,
-                                     ConnectionPool& pool, std::chrono::milliseconds wait)
-    : writer_(writerMutex, std::defer_lock) {
+                                     ConnectionPool& pool, std::chrono::milliseconds wait, bool syncOnCommit)
+    : writer_(writerMutex, std::defer_lock), syncOnCommit_(syncOnCommit) {
   const auto deadline = std::chrono::steady_clock::now() + wait;
   checkpointer.waitForRestart(deadline);
   if (!writer_.try_lock_until(deadline)) throw StoreUnavailable("sqlite: timed out waiting for the write lock");
@@ -966,11 +972,25 @@ void SqliteTransaction::replaceIndex(std::string_view type, std::string_view id,
   });
 }
 
-void SqliteTransaction::commit() {
+void SqliteTransaction::finish(bool sync) {
   guarded("sqlite commit", [&] {
     Running r(conn(), kCommit);
     r.step("commit");
   });
+  if (sync) {
+    // What synchronous=FULL does at the end of a WAL commit: sync the WAL file, which holds this
+    // commit's frames and those of every unsynced commit before it.
+    sqlite3* db = lease_.conn<SqliteConnection>().db();
+    sqlite3_file* wal = nullptr;
+    int rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+    if (rc == SQLITE_OK && wal && wal->pMethods) rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+    if (rc != SQLITE_OK) {
+      open_ = false;
+      lease_.reset();
+      writer_.unlock();
+      throw StoreUnavailable("sqlite: syncing the WAL after commit failed (code " + std::to_string(rc) + ")");
+    }
+  }
   open_ = false;
   lease_.reset();
   writer_.unlock();
@@ -983,7 +1003,7 @@ class SqliteStore final : public ResourceStore {
   ~SqliteStore() override { checkpointer_.stop(); }
 
   std::unique_ptr<StoreTransaction> begin() override {
-    return std::make_unique<SqliteTransaction>(writerMutex_, checkpointer_, *pool_, wait_);
+    return std::make_unique<SqliteTransaction>(writerMutex_, checkpointer_, *pool_, wait_, synchronous_ == "FULL");
   }
   std::optional<StoredVersion> read(std::string_view type, std::string_view id) override;
   std::optional<StoredVersion> vread(std::string_view type, std::string_view id, int64_t version) override;
@@ -1052,7 +1072,10 @@ std::unique_ptr<NativeConnection> SqliteStore::attach(Poco::Data::Session& physi
     sqlite3_finalize(st);
     if (mode != "wal") throwSqlite(db, rc == SQLITE_OK ? SQLITE_ERROR : rc, "switching to WAL");
   }
-  execOrThrow(db, ("PRAGMA synchronous = " + synchronous_).c_str(), "configure");
+  // FULL is kept by SqliteTransaction::commit() syncing the WAL itself; the connection runs at
+  // NORMAL so that commitUnsynced() can leave the sync out (GroupCommitter's applied groups).
+  execOrThrow(db, ("PRAGMA synchronous = " + std::string(synchronous_ == "FULL" ? "NORMAL" : synchronous_)).c_str(),
+              "configure");
   execOrThrow(db, "PRAGMA foreign_keys = OFF", "configure");
   // 32 MiB of page cache per connection instead of SQLite's 2 MiB: the search-index B-trees of a
   // large database do not fit the default, and every index insert then reads pages back from the

@@ -28,6 +28,7 @@
 #include "hearth/workflows/subscriptions.h"
 #include "hl7_outbox.h"
 #include "hl7_bridge.h"
+#include "hl7_journal.h"
 #include "http_front.h"
 #include "mllp.h"
 #include "metrics.h"
@@ -149,6 +150,7 @@ int HearthApp::main(const std::vector<std::string>&) {
   int groupCommit = cfg.fhir.groupCommitMax;
   if (groupCommit < 0) groupCommit = store->backendName() == "sqlite" ? 64 : 0;
   serviceOptions.groupCommitMax = groupCommit;
+  serviceOptions.groupCommitLingerMs = cfg.fhir.groupCommitLingerMs;
   fhir::ResourceService service(*store, model, serviceOptions);
   if (cfg.registration.rejectDuplicates) workflows::installDuplicateCheck(service);
   workflows::installStockGuard(service);  // completed dispenses take stock (pharmacy.h)
@@ -210,12 +212,31 @@ int HearthApp::main(const std::vector<std::string>&) {
 
   // HL7 v2 bridge: messages accepted but not processed before the last stop are processed before
   // the MLLP listener takes new ones (so they keep their order).
+  std::unique_ptr<Hl7Journal> journal;  // outlives the bridge's use of it (declared first)
   std::unique_ptr<Hl7Bridge> bridge;
   if (cfg.mllp.enabled) {
     Hl7BridgeOptions bo;
     bo.baseUrl = !cfg.fhir.baseUrl.empty() ? cfg.fhir.baseUrl : "http://" + cfg.http.host + "/fhir";
     bo.maxMessageBytes = cfg.mllp.maxFrameBytes;
     bridge = std::make_unique<Hl7Bridge>(service, interactions, bo);
+    if (cfg.mllp.journal && service.groupCommitEnabled()) {
+      Hl7JournalOptions jo;
+      jo.directory = !cfg.mllp.journalDir.empty() ? cfg.mllp.journalDir : cfg.dataDir + "/hl7-journal";
+      try {
+        journal = std::make_unique<Hl7Journal>(jo);
+      } catch (const std::exception& e) {
+        logEvent("error", std::string("hl7: cannot open the journal: ") + e.what());
+        return EXIT_CANTCREAT;
+      }
+      bridge->setJournal(journal.get());
+      try {
+        const int n = bridge->replayJournal();
+        if (n > 0) logEvent("info", "hl7: " + std::to_string(n) + " journaled message(s) processed after an unclean stop");
+      } catch (const std::exception& e) {
+        logEvent("error", std::string("hl7: journal replay failed (the journal is kept): ") + e.what());
+        return EXIT_SOFTWARE;
+      }
+    }
     try {
       bridge->recoverPending();
     } catch (const std::exception& e) {
@@ -302,6 +323,12 @@ int HearthApp::main(const std::vector<std::string>&) {
     logEvent("info", "shutdown requested; finishing in-flight requests");
     // MLLP first: no new message is accepted; messages being handled finish (and are ACKed).
     if (mllp) mllp->stop(cfg.http.shutdownGraceSeconds);
+    if (bridge) {
+      // Commit the applied messages and drop the journal segments they no longer need.
+      service.flushApplied(true);
+      if (journal) journal->closeCurrent();
+      bridge->reclaimJournal();
+    }
     logEvent("info", "shutdown: MLLP listener stopped");
     server.stopAll(false);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.http.shutdownGraceSeconds);

@@ -58,6 +58,8 @@ Config Config::load(const Poco::Util::AbstractConfiguration& c) {
   m.maxFrameBytes = static_cast<size_t>(intKey(c, "mllp.max-frame-bytes", static_cast<int>(m.maxFrameBytes), 1024, 1 << 30));
   m.maxConnections = intKey(c, "mllp.max-connections", m.maxConnections, 1, 4096);
   m.tls = boolKey(c, "mllp.tls", m.tls);
+  m.journal = boolKey(c, "mllp.journal", m.journal);
+  m.journalDir = c.getString("mllp.journal.dir", m.journalDir);
 
   HttpConfig& h = cfg.http;
   h.host = c.getString("http.host", h.host);
@@ -97,6 +99,7 @@ Config Config::load(const Poco::Util::AbstractConfiguration& c) {
   f.pageSizeDefault = intKey(c, "fhir.page-size.default", f.pageSizeDefault, 1, f.pageSizeMax);
   f.readCacheMegabytes = intKey(c, "fhir.read-cache.mb", -1, -1, 1 << 20);
   f.groupCommitMax = intKey(c, "store.group-commit.max", -1, -1, 10000);
+  f.groupCommitLingerMs = intKey(c, "store.group-commit.linger-ms", f.groupCommitLingerMs, 0, 600000);
   f.conditionalDeleteMultiple = boolKey(c, "fhir.conditional-delete.multiple", false);
 
   const std::string duplicates = c.getString("registration.duplicate-check", "off");

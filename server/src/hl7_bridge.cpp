@@ -268,14 +268,20 @@ struct BridgeImpl {
     }
     const std::string aa = ackBytes(msg, AckCode::AA, m.warnings);
     NewRow row{"processed", "", "AA", aa, true};
+    std::optional<std::string> storedAck;  // the ACK of a copy found inside the unit
     try {
       b.interactions_.processTransactionWith(
           m.bundle, b.options_.baseUrl, fhir::ReturnPreference::Minimal, [&](StoreTransaction& tx) {
             if (rowId.empty()) {
               tx.lockKey(k.lockName());
-              const auto existing = tx.query(SqlQuery{"SELECT id FROM hl7_message WHERE sender = ? AND control_id = ?",
-                                                      {k.sender, k.controlId}});
-              if (!existing.empty()) throw AlreadyStored();
+              // Read inside the unit: a copy applied in the open group (journal mode) is visible
+              // here only, not to findRow's own connection.
+              const auto existing = tx.query(SqlQuery{
+                  "SELECT id, ack_b64 FROM hl7_message WHERE sender = ? AND control_id = ?", {k.sender, k.controlId}});
+              if (!existing.empty()) {
+                storedAck = b64decode(text(existing[0][1]));
+                throw AlreadyStored();
+              }
               tx.execute(insertRow(k, rawB64, row));
             } else {
               updateRow(tx, rowId, fromStatuses, row);
@@ -284,6 +290,10 @@ struct BridgeImpl {
       b.counters_.processed.fetch_add(1, std::memory_order_relaxed);
       return Result{AckCode::AA, aa, true};
     } catch (const AlreadyStored&) {
+      if (storedAck) {
+        b.counters_.duplicates.fetch_add(1, std::memory_order_relaxed);
+        return Result{AckCode::AA, *storedAck, true};
+      }
       return storedAnswer(k, rowId);
     } catch (const FhirError& e) {
       if (e.status() >= 500 || e.status() == 409) {
@@ -421,6 +431,23 @@ std::vector<std::string> Hl7Bridge::handleMessage(std::string_view raw, const st
   }
   const std::string rawB64 = b64encode(raw);
   if (!enhanced) {
+    if (journal_ && service_.groupCommitEnabled()) {
+      // Journal mode (hl7_journal.h): record durable in the journal, writes applied in the open
+      // group; the AA waits for both. The sync runs on the journal's thread meanwhile.
+      const Hl7Journal::Ticket t = journal_->append(peer, raw);
+      BridgeImpl::Result r;
+      try {
+        fhir::ResourceService::AppliedWrites applied;
+        r = impl.process(msg, k, rawB64, {}, {});
+      } catch (...) {
+        journal_->release(t);
+        throw;
+      }
+      journal_->release(t);
+      journal_->waitDurable(t);  // throws: the outer handler answers AE 207, the sender resends
+      reclaimJournal();
+      return {r.ack};
+    }
     return {impl.process(msg, k, rawB64, {}, {}).ack};
   }
 
@@ -449,6 +476,48 @@ std::vector<std::string> Hl7Bridge::handleMessage(std::string_view raw, const st
   // The row keeps the application ACK: a duplicate gets that one frame back.
   if (accept != AckCode::CR && hl7::ackWanted(appCond, success)) out.push_back(r.ack);
   return out;
+}
+
+void Hl7Bridge::reclaimJournal() {
+  if (!journal_) return;
+  journal_->reclaim([this] {
+    if (service_.appliedLost()) return false;  // a group with applied messages failed: keep all
+    service_.flushApplied(true);
+    return !service_.appliedLost();
+  });
+}
+
+int Hl7Bridge::replayJournal() {
+  if (!journal_) return 0;
+  int replayed = 0;
+  for (const Hl7Journal::Record& rec : journal_->recovered()) {
+    try {
+      hl7::ParseOptions po;
+      po.maxBytes = options_.maxMessageBytes;
+      const hl7::Message msg = hl7::Message::parse(rec.raw, po);
+      const Key k = keyOf(msg);
+      if (!k.controlId.empty() && hl7::ackMode(msg) != hl7::AckMode::Enhanced) {
+        std::lock_guard<std::mutex> lock(lockFor(k.lockName()));
+        if (!findRow(k.sender, k.controlId)) {
+          BridgeImpl impl{*this};
+          fhir::ResourceService::AppliedWrites applied;
+          const BridgeImpl::Result r = impl.process(msg, k, b64encode(rec.raw), {}, {});
+          if (!r.stored) {
+            // The store refused: keep the journal for the next start rather than lose the message.
+            logEvent("error", "hl7: journal replay stopped, store unavailable; the journal is kept");
+            return replayed;
+          }
+          ++replayed;
+        }
+      }
+    } catch (const hl7::Hl7Error&) {
+      // Only parseable original-mode messages are journaled; nothing to do for anything else.
+    }
+    journal_->releaseRecovered(rec.seq);
+  }
+  service_.flushApplied(true);
+  reclaimJournal();
+  return replayed;
 }
 
 int Hl7Bridge::recoverPending() {

@@ -52,6 +52,7 @@
 #include "hearth/adapters/v2_to_fhir.h"
 #include "hearth/fhir/interactions.h"
 #include "hearth/fhir/service.h"
+#include "hl7_journal.h"
 
 namespace hearth::server {
 
@@ -85,6 +86,16 @@ class Hl7Bridge {
   // Processes every 'received' row in received order; returns how many were processed.
   int recoverPending();
 
+  // Journal mode (hl7_journal.h): original-mode messages are journaled and applied in the open
+  // group instead of committed one by one. Set before the listener starts; the journal outlives
+  // the bridge's use of it. Only effective with group commit on (the SQLite default).
+  void setJournal(Hl7Journal* journal) { journal_ = journal; }
+  // Processes the journal's recovered records that are not in hl7_message yet (start-up, before
+  // the listener), commits them and deletes the journal segments they were in. Returns how many.
+  int replayJournal();
+  // Deletes journal segments that are no longer needed (after committing applied writes).
+  void reclaimJournal();
+
   // Ops view. list(): newest first; status empty = all; count capped at 1000.
   std::vector<Hl7MessageRow> list(const std::string& status, int count);
   std::optional<Hl7MessageRow> get(const std::string& id, bool withContent);
@@ -105,6 +116,7 @@ class Hl7Bridge {
   fhir::InteractionProcessor& interactions_;
   Hl7BridgeOptions options_;
   Hl7BridgeCounters counters_;
+  Hl7Journal* journal_ = nullptr;
   std::mutex stripes_[64];
 
   friend struct BridgeImpl;

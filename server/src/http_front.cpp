@@ -470,6 +470,9 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       if (ctx_.hl7) r.body += ctx_.hl7->renderMetrics();  // HL7 bridge counters
       return;
     }
+    // Writes acknowledged before this request (HL7 messages applied in the open commit group,
+    // hl7_journal.h) become visible first; a single atomic load when none are pending.
+    ctx_.service.flushApplied();
     // --- HL7 v2 outbox operations view (hl7_outbox.h): write access required (payloads carry PHI) ---
     if (segs.size() >= 3 && segs[0] == "admin" && segs[1] == "hl7" && segs[2] == "outbox") {
       authorize(req, true);

@@ -95,6 +95,11 @@ class StoreTransaction {
   // stored current version throws StoreConflict.
   virtual void put(StoredVersion& v) = 0;
   virtual void commit() = 0;
+  // Commits and makes the writes visible without waiting for them to be durable (no WAL sync on
+  // SQLite); a later commit() or a checkpoint makes them durable, in order. Only for writes whose
+  // input the caller holds durably elsewhere (GroupCommitter's applied units, hl7_journal.h).
+  // The default is commit().
+  virtual void commitUnsynced() { commit(); }
   // One level of savepoint, used by GroupCommitter to isolate the units of work that share this
   // transaction: savepoint() marks, releaseSavepoint() keeps what was done since, and
   // rollbackToSavepoint() undoes it (also after a failed statement) and leaves the transaction usable.

@@ -37,6 +37,7 @@ struct FhirConfig {
   int pageSizeMax = 1000;
   long readCacheMegabytes = -1;  // -1: auto (on for SQLite, off for PostgreSQL)
   int groupCommitMax = -1;       // -1: auto (64 for SQLite, off for PostgreSQL); 0: off
+  int groupCommitLingerMs = 100;  // a group of applied (journaled) writes commits within this time
   bool conditionalDeleteMultiple = false;  // DELETE Type?criteria may delete several matches
 };
 
@@ -89,6 +90,10 @@ struct MllpConfig {
   size_t maxFrameBytes = 16u * 1024u * 1024u;
   int maxConnections = 64;
   bool tls = false;  // serve MLLP over TLS with the http.tls.* certificate and key
+  // Journal mode (server/src/hl7_journal.h): original-mode messages durable in a journal, their
+  // writes applied in the open commit group; on by default (effective with group commit on).
+  bool journal = true;
+  std::string journalDir;  // empty: <data.dir>/hl7-journal
 };
 
 struct Config {
