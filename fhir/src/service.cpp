@@ -147,8 +147,15 @@ thread_local bool t_appliedWrites = false;  // see ResourceService::AppliedWrite
 ResourceService::AppliedWrites::AppliedWrites() : previous_(t_appliedWrites) { t_appliedWrites = true; }
 ResourceService::AppliedWrites::~AppliedWrites() { t_appliedWrites = previous_; }
 
+void ResourceService::enableAppliedWrites() {
+  if (!committer_ && !appliedOnly_) {
+    appliedOnly_ = std::make_unique<GroupCommitter>(store_, 64, options_.groupCommitLingerMs);
+  }
+}
+
 void ResourceService::runUnit(const GroupCommitter::Unit& unit, bool alone) {
   if (committer_ && !alone) return t_appliedWrites ? committer_->runApplied(unit) : committer_->run(unit);
+  if (appliedOnly_ && !alone && t_appliedWrites) return appliedOnly_->runApplied(unit);
   auto tx = store_.begin();
   unit(*tx);
   tx->commit();

@@ -934,6 +934,13 @@ class PgTransaction final : public StoreTransaction {
     });
   }
 
+  // Visible at once, durable with the WAL writer's next flush (or any later synchronous commit,
+  // which flushes the WAL up to itself): synchronous_commit off for this transaction only.
+  void commitUnsynced() override {
+    guarded("postgresql commit", [&] { conn().simple("SET LOCAL synchronous_commit = off", "commit"); });
+    commit();
+  }
+
   void commit() override {
     guarded("postgresql commit", [&] {
       PgResult r = conn().simple("COMMIT", "commit");

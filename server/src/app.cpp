@@ -219,7 +219,8 @@ int HearthApp::main(const std::vector<std::string>&) {
     bo.baseUrl = !cfg.fhir.baseUrl.empty() ? cfg.fhir.baseUrl : "http://" + cfg.http.host + "/fhir";
     bo.maxMessageBytes = cfg.mllp.maxFrameBytes;
     bridge = std::make_unique<Hl7Bridge>(service, interactions, bo);
-    if (cfg.mllp.journal && service.groupCommitEnabled()) {
+    if (cfg.mllp.journal) {
+      service.enableAppliedWrites();  // PostgreSQL: a committer for the journaled units only
       Hl7JournalOptions jo;
       jo.directory = !cfg.mllp.journalDir.empty() ? cfg.mllp.journalDir : cfg.dataDir + "/hl7-journal";
       try {

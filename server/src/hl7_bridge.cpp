@@ -431,7 +431,7 @@ std::vector<std::string> Hl7Bridge::handleMessage(std::string_view raw, const st
   }
   const std::string rawB64 = b64encode(raw);
   if (!enhanced) {
-    if (journal_ && service_.groupCommitEnabled()) {
+    if (journal_ && service_.appliedWritesEnabled()) {
       // Journal mode (hl7_journal.h): record durable in the journal, writes applied in the open
       // group; the AA waits for both. The sync runs on the journal's thread meanwhile.
       const Hl7Journal::Ticket t = journal_->append(peer, raw);

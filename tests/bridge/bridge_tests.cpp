@@ -436,85 +436,99 @@ class BridgeTest : public CppUnit::TestFixture {
     }
   }
 
-  // Journal mode (server/src/hl7_journal.h), SQLite: the group of applied messages is held open
+  // Journal mode (server/src/hl7_journal.h), on each store: the group of applied messages is held open
   // for 60 s here, so when the server is killed nothing of it is committed to the database; every
   // acknowledged message must come back from the journal at the next start, exactly once.
   void testJournalReplaysAcknowledgedMessagesAfterKill9() {
-    ServerOptions so;
-    so.args = {"--set", "store.group-commit.linger-ms=60000"};
-    HearthProcess server(so);
-    server.start();
-    const std::string family = uniqueId("Journal");
-    std::vector<std::string> mrns;
-    {
-      MllpConnection c(mllpPort(server));
-      for (int i = 0; i < 40; ++i) {
-        const std::string mrn = family + "-" + std::to_string(i);
-        CPPUNIT_ASSERT_EQUAL(std::string("AA"), field(c.sendOne(adt("A01", mrn, mrn, family)), "MSA-1"));
-        mrns.push_back(mrn);
-        // A copy of a message still in the open group is recognised as a duplicate (the unit that
-        // finds it fails, which ends the group: the 30 messages after it stay uncommitted).
-        if (i == 9) {
-          CPPUNIT_ASSERT_EQUAL(std::string("AA"), field(c.sendOne(adt("A01", mrns[3], mrns[3], family)), "MSA-1"));
+    for (const Backend& be : backends()) {
+      ServerOptions so;
+      so.db = be.db;
+      so.args = {"--set", "store.group-commit.linger-ms=60000"};
+      HearthProcess server(so);
+      server.start();
+      const std::string family = uniqueId("Journal");
+      std::vector<std::string> mrns;
+      {
+        MllpConnection c(mllpPort(server));
+        for (int i = 0; i < 40; ++i) {
+          const std::string mrn = family + "-" + std::to_string(i);
+          CPPUNIT_ASSERT_EQUAL(std::string("AA"), field(c.sendOne(adt("A01", mrn, mrn, family)), "MSA-1"));
+          mrns.push_back(mrn);
+          // A copy of a message still in the open group is recognised as a duplicate (the unit that
+          // finds it fails, which ends the group: the 30 messages after it stay uncommitted).
+          if (i == 9) {
+            CPPUNIT_ASSERT_EQUAL(std::string("AA"), field(c.sendOne(adt("A01", mrns[3], mrns[3], family)), "MSA-1"));
+          }
         }
       }
+      server.kill9();
+      server.start();
+      HttpClient http(server);
+      for (const std::string& mrn : mrns) {
+        CPPUNIT_ASSERT_MESSAGE(be.name + ": acknowledged " + mrn + " replayed from the journal",
+                               !patientId(http, mrn).empty());
+      }
+      CPPUNIT_ASSERT_EQUAL(40L, total(http, "/fhir/Patient?family=" + family));
+      CPPUNIT_ASSERT_EQUAL(1L, total(http, "/fhir/Patient/" + patientId(http, mrns[3]) + "/_history"));
+      const std::string log = server.log();
+      CPPUNIT_ASSERT_MESSAGE(log,
+                             log.find("journaled message(s) processed after an unclean stop") != std::string::npos);
+      // Replayed messages answer resends with their stored AA and change nothing.
+      MllpConnection c(mllpPort(server));
+      CPPUNIT_ASSERT_EQUAL(std::string("AA"), field(c.sendOne(adt("A01", mrns[7], mrns[7], family)), "MSA-1"));
+      CPPUNIT_ASSERT_EQUAL(1L, total(http, "/fhir/Patient/" + patientId(http, mrns[7]) + "/_history"));
     }
-    server.kill9();
-    server.start();
-    HttpClient http(server);
-    for (const std::string& mrn : mrns) {
-      CPPUNIT_ASSERT_MESSAGE("acknowledged " + mrn + " replayed from the journal", !patientId(http, mrn).empty());
-    }
-    CPPUNIT_ASSERT_EQUAL(40L, total(http, "/fhir/Patient?family=" + family));
-    CPPUNIT_ASSERT_EQUAL(1L, total(http, "/fhir/Patient/" + patientId(http, mrns[3]) + "/_history"));
-    const std::string log = server.log();
-    CPPUNIT_ASSERT_MESSAGE(log, log.find("journaled message(s) processed after an unclean stop") != std::string::npos);
-    // Replayed messages answer resends with their stored AA and change nothing.
-    MllpConnection c(mllpPort(server));
-    CPPUNIT_ASSERT_EQUAL(std::string("AA"), field(c.sendOne(adt("A01", mrns[7], mrns[7], family)), "MSA-1"));
-    CPPUNIT_ASSERT_EQUAL(1L, total(http, "/fhir/Patient/" + patientId(http, mrns[7]) + "/_history"));
   }
+
 
   // What a lab system does: AA, then at once a FHIR search. With the group held open for 60 s the
   // answer can only come from the flush the HTTP front does before serving a request.
   void testAcknowledgedMessageVisibleAtOnce() {
-    ServerOptions so;
-    so.args = {"--set", "store.group-commit.linger-ms=60000"};
-    HearthProcess server(so);
-    server.start();
-    HttpClient http(server);
-    MllpConnection c(mllpPort(server));
-    for (int i = 0; i < 5; ++i) {
-      const std::string mrn = uniqueId("vis"), ctl = uniqueId("c"), filler = uniqueId("F");
-      CPPUNIT_ASSERT_EQUAL(std::string("AA"), field(c.sendOne(oru(ctl, mrn, filler)), "MSA-1"));
-      const std::string pid = patientId(http, mrn);
-      CPPUNIT_ASSERT_MESSAGE("patient of message " + std::to_string(i), !pid.empty());
-      CPPUNIT_ASSERT_EQUAL(2L, total(http, "/fhir/Observation?subject=Patient/" + pid));
-      CPPUNIT_ASSERT_EQUAL(1L, total(http, "/fhir/DiagnosticReport?subject=Patient/" + pid));
+    for (const Backend& be : backends()) {
+      ServerOptions so;
+      so.db = be.db;
+      so.args = {"--set", "store.group-commit.linger-ms=60000"};
+      HearthProcess server(so);
+      server.start();
+      HttpClient http(server);
+      MllpConnection c(mllpPort(server));
+      for (int i = 0; i < 5; ++i) {
+        const std::string mrn = uniqueId("vis"), ctl = uniqueId("c"), filler = uniqueId("F");
+        CPPUNIT_ASSERT_EQUAL(std::string("AA"), field(c.sendOne(oru(ctl, mrn, filler)), "MSA-1"));
+        const std::string pid = patientId(http, mrn);
+        CPPUNIT_ASSERT_MESSAGE("patient of message " + std::to_string(i), !pid.empty());
+        CPPUNIT_ASSERT_EQUAL(2L, total(http, "/fhir/Observation?subject=Patient/" + pid));
+        CPPUNIT_ASSERT_EQUAL(1L, total(http, "/fhir/DiagnosticReport?subject=Patient/" + pid));
+      }
     }
   }
 
+
   // A clean stop commits the applied messages and deletes the journal: nothing is replayed.
   void testCleanStopLeavesNoJournalToReplay() {
-    ServerOptions so;
-    so.args = {"--set", "store.group-commit.linger-ms=60000"};
-    HearthProcess server(so);
-    server.start();
-    const std::string family = uniqueId("Clean");
-    {
-      MllpConnection c(mllpPort(server));
-      for (int i = 0; i < 10; ++i) {
-        const std::string mrn = family + "-" + std::to_string(i);
-        CPPUNIT_ASSERT_EQUAL(std::string("AA"), field(c.sendOne(adt("A01", mrn, mrn, family)), "MSA-1"));
+    for (const Backend& be : backends()) {
+      ServerOptions so;
+      so.db = be.db;
+      so.args = {"--set", "store.group-commit.linger-ms=60000"};
+      HearthProcess server(so);
+      server.start();
+      const std::string family = uniqueId("Clean");
+      {
+        MllpConnection c(mllpPort(server));
+        for (int i = 0; i < 10; ++i) {
+          const std::string mrn = family + "-" + std::to_string(i);
+          CPPUNIT_ASSERT_EQUAL(std::string("AA"), field(c.sendOne(adt("A01", mrn, mrn, family)), "MSA-1"));
+        }
       }
+      server.stop();
+      server.start();
+      HttpClient http(server);
+      CPPUNIT_ASSERT_EQUAL(10L, total(http, "/fhir/Patient?family=" + family));
+      const std::string log = server.log();
+      CPPUNIT_ASSERT_MESSAGE(log, log.find("journaled message(s) processed") == std::string::npos);
     }
-    server.stop();
-    server.start();
-    HttpClient http(server);
-    CPPUNIT_ASSERT_EQUAL(10L, total(http, "/fhir/Patient?family=" + family));
-    const std::string log = server.log();
-    CPPUNIT_ASSERT_MESSAGE(log, log.find("journaled message(s) processed") == std::string::npos);
   }
+
 
   void testReceivedRowProcessedOnStart() {
     for (const Backend& be : backends()) {

@@ -134,11 +134,20 @@ class ResourceService {
   // when there is none. Readers that must see all acknowledged writes call it first.
   // durable: also sync every earlier commit (GroupCommitter::flush).
   void flushApplied(bool durable = false) {
-    if (committer_) committer_->flush(durable);
+    if (GroupCommitter* c = appliedCommitter()) c->flush(durable);
   }
   // True when a group with applied units failed to commit since the start (see GroupCommitter).
-  bool appliedLost() const { return committer_ && committer_->appliedLost(); }
-  bool groupCommitEnabled() const { return committer_ != nullptr; }
+  bool appliedLost() const {
+    const GroupCommitter* c = committer_ ? committer_.get() : appliedOnly_.get();
+    return c && c->appliedLost();
+  }
+  // Whether AppliedWrites takes effect: through the group committer, or, with group commit off
+  // (PostgreSQL), through a committer of its own for applied units only (enableAppliedWrites).
+  bool appliedWritesEnabled() const { return committer_ || appliedOnly_; }
+  // With group commit off: starts the committer that runs AppliedWrites units (the HL7 journal
+  // mode on PostgreSQL, whose own concurrency needs no group commit for plain writes). Call before
+  // serving requests. No-op when group commit is on.
+  void enableAppliedWrites();
 
   // Rebuilds the search index of every current resource (of `type` only, when given), in batches
   // of `batch` resources per transaction. Returns the number of resources indexed.
@@ -193,6 +202,8 @@ class ResourceService {
   ServiceOptions options_;
   std::unique_ptr<CurrentVersionCache> cache_;
   std::vector<WriteObserver> observers_;
+  GroupCommitter* appliedCommitter() const { return committer_ ? committer_.get() : appliedOnly_.get(); }
+  std::unique_ptr<GroupCommitter> appliedOnly_;  // applied units when committer_ is off
   std::unique_ptr<GroupCommitter> committer_;  // declared last: stopped first
 };
 
