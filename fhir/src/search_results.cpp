@@ -989,7 +989,11 @@ std::string everything(ResourceStore& store, const Model& model, std::string_vie
   if (patient->deleted) throw FhirError(410, IssueType::Deleted, std::string(type) + "/" + std::string(id) + " was deleted");
 
   // 1. Every key of the $everything set, in one statement: the compartment members (kind 0), what
-  //    they reference (kind 1), and what the patient itself references (kind 1). Last-updated
+  //    they reference (kind 1), and what the patient itself references (kind 1). UNION ALL: the
+  //    duplicates (a member found through two parameters, a target referenced by many members)
+  //    are merged by add() below, cheaper than SQLite's temporary index for UNION. The members'
+  //    references are made distinct (and the patient itself left out: most point back to it)
+  //    before resource_current is looked up, once per target instead of once per reference. Last-updated
   //    comes along for _since; contents are fetched for one page only (step 3).
   SqlQuery q;
   const std::string& inCompartment = compartmentCondition();
@@ -998,13 +1002,16 @@ std::string everything(ResourceStore& store, const Model& model, std::string_vie
       " JOIN resource_current c ON c.type = m.type AND c.id = m.id"
       " WHERE m.target_type = ? AND m.target_id = ? AND NOT c.deleted AND " +
       inCompartment +
-      " UNION"
-      " SELECT 1, r.target_type, r.target_id, c.last_updated FROM search_reference m"
-      " JOIN search_reference r ON r.type = m.type AND r.id = m.id"
-      " JOIN resource_current c ON c.type = r.target_type AND c.id = r.target_id"
-      " WHERE m.target_type = ? AND m.target_id = ? AND NOT c.deleted AND " +
+      " UNION ALL"
+      " SELECT 1, t.tt, t.ti, c.last_updated FROM ("
+      "   SELECT DISTINCT r.target_type AS tt, r.target_id AS ti FROM search_reference m"
+      "   JOIN search_reference r ON r.type = m.type AND r.id = m.id"
+      "   WHERE m.target_type = ? AND m.target_id = ? AND " +
       inCompartment +
-      " UNION"
+      "   AND NOT (r.target_type = m.target_type AND r.target_id = m.target_id)) t"
+      " JOIN resource_current c ON c.type = t.tt AND c.id = t.ti"
+      " WHERE NOT c.deleted"
+      " UNION ALL"
       " SELECT 1, r.target_type, r.target_id, c.last_updated FROM search_reference r"
       " JOIN resource_current c ON c.type = r.target_type AND c.id = r.target_id"
       " WHERE r.type = ? AND r.id = ? AND NOT c.deleted";
