@@ -151,7 +151,12 @@ int HearthApp::main(const std::vector<std::string>&) {
   serviceOptions.groupCommitMax = groupCommit;
   fhir::ResourceService service(*store, model, serviceOptions);
   if (cfg.registration.rejectDuplicates) workflows::installDuplicateCheck(service);
+  if (cfg.registration.mrnEnabled) {
+    workflows::installMrnAssignment(service, {cfg.registration.mrnSystem, cfg.registration.mrnFormat,
+                                              cfg.registration.mrnAcceptClient});
+  }
   workflows::installStockGuard(service);  // completed dispenses take stock (pharmacy.h)
+  workflows::installSlotSync(service);    // Appointments take and free their Slots (booking.h)
   if (cfg.scheduling.preventDoubleBooking) {
     workflows::installBookingGuard(service, {cfg.scheduling.maxAppointmentMinutes});
   }

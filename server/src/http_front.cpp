@@ -565,7 +565,8 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       xml_ = negotiate(req, query_);
       const std::string* start = query_.get("start");
       const std::string* end = query_.get("end");
-      r.body = workflows::hospitalStats(ctx_.service.store(), start ? *start : std::string(), end ? *end : std::string());
+      r.body = workflows::hospitalStats(ctx_.service.store(), start ? *start : std::string(), end ? *end : std::string(),
+                                        expiringWithinDays());
       return;
     }
     const std::string type(segs[1]);
@@ -735,6 +736,15 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
         return;
       }
       return writeResponse(req, workflows::cancelAppointment(ctx_.service, id, body), 200, r);
+    }
+    if (n == 3 && type == "Invoice" && segs[3] == "$claim") {
+      // A Claim to the patient's insurer for an Invoice (hearth/workflows/billing.h).
+      route_ = Route::Operation;
+      if (method != "POST") methodNotAllowed(req, "POST");
+      xml_ = negotiate(req, query_);
+      const bool hasBody = req.getContentLength() > 0 || req.getChunkedTransferEncoding();
+      const std::string body = hasBody ? readFhirBody(req, r) : std::string();
+      return writeResponse(req, workflows::claimInvoice(ctx_.service, id, body), 201, r);
     }
     if (n == 3 && type == "Invoice" && (segs[3] == "$pay" || segs[3] == "$balance")) {
       // Payments (hearth/workflows/billing.h).
