@@ -212,6 +212,7 @@ int HearthApp::main(const std::vector<std::string>&) {
   if (cfg.log.access) accessLog = std::make_unique<AccessLog>(logOut);
 
   ServerContext ctx{cfg, service, search, interactions, metrics, accessLog.get(), kVersion};
+  if (cfg.subscriptions.enabled) ctx.subscriptions = &subscriptions;
 
   // HL7 v2 bridge: messages accepted but not processed before the last stop are processed before
   // the MLLP listener takes new ones (so they keep their order).
@@ -308,6 +309,7 @@ int HearthApp::main(const std::vector<std::string>&) {
     // MLLP first: no new message is accepted; messages being handled finish (and are ACKed).
     if (mllp) mllp->stop(cfg.http.shutdownGraceSeconds);
     logEvent("info", "shutdown: MLLP listener stopped");
+    subscriptions.closeWebSockets();  // open subscription WebSockets end within a second
     server.stopAll(false);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.http.shutdownGraceSeconds);
     while (ctx.inFlight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
