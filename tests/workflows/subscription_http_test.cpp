@@ -173,6 +173,7 @@ class SubscriptionTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(testRolledBackWriteNotifiesNobody);
   CPPUNIT_TEST(testNotificationSurvivesKill9);
   CPPUNIT_TEST(testWebSocketChannel);
+  CPPUNIT_TEST(testWebSocketAcrossNodes);
   CPPUNIT_TEST_SUITE_END_ABSTRACT();
 
  public:
@@ -291,6 +292,30 @@ class SubscriptionTest : public CppUnit::TestFixture {
     const ExitStatus st = server_->stop();
     CPPUNIT_ASSERT_MESSAGE(st.describe(), st.exited && st.code == 0);
     CPPUNIT_ASSERT_EQUAL(int(Poco::Net::WebSocket::FRAME_OP_CLOSE), ws.next().first);
+  }
+
+  // Two nodes on one PostgreSQL database: a client bound on one node gets the pings of writes
+  // made through the other (and the node without clients does not swallow them).
+  void testWebSocketAcrossNodes() {
+    if (backend().isolated()) return;  // one process per SQLite store
+    ServerOptions opt;
+    opt.db = backend().db;
+    HearthProcess other(opt);
+    other.start();
+    HttpClient c(*server_);
+    const std::string family = uniqueId("WsNode");
+    const HttpResponse made = c.post("/fhir/Subscription",
+                                     R"({"resourceType":"Subscription","status":"requested","reason":"r","criteria":"Patient?family=)" +
+                                         family + R"(","channel":{"type":"websocket"}})");
+    assertStatus(201, made);
+    const std::string sub = made.json()["id"].GetString();
+    WsClient ws(other);
+    ws.send("bind " + sub);
+    CPPUNIT_ASSERT_EQUAL(std::string("bound " + sub), ws.nextText());
+    for (int i = 0; i < 3; ++i) {
+      assertStatus(201, c.post("/fhir/Patient", patient(family)));
+      CPPUNIT_ASSERT_EQUAL(std::string("ping " + sub), ws.nextText());
+    }
   }
 
   void testInvalidSubscriptionsRefused() {

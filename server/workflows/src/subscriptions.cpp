@@ -258,7 +258,8 @@ bool SubscriptionHub::deliverOne() {
   const auto rows = store.query(
       {"SELECT e.id, e.subscription_id, e.payload, e.attempts FROM event_outbox e "
        "WHERE e.kind = 'rest-hook' AND e.status = 'pending' AND e.next_attempt_us <= ? AND NOT EXISTS (SELECT 1 "
-       "FROM event_outbox o WHERE o.subscription_id = e.subscription_id AND o.status = 'pending' AND o.seq < e.seq) "
+       "FROM event_outbox o WHERE o.subscription_id = e.subscription_id AND o.status = 'pending' AND o.seq < e.seq "
+       "AND o.kind = e.kind) "
        "ORDER BY e.next_attempt_us, e.seq LIMIT 1",
        {nowUs()}});
   if (rows.empty()) return false;
@@ -426,28 +427,42 @@ void SubscriptionHub::closeWebSockets() {
 }
 
 bool SubscriptionHub::deliverWebSocketPings() {
+  // Every node reads the recent websocket rows and pings its own bound connections (a client is
+  // connected to one node; several nodes may hold clients of one subscription), so no node marks
+  // a row done for the others: each remembers the rows it has handled, and rows past the window
+  // are deleted by whichever node sees them first. The window is far longer than a writing
+  // transaction (a row becomes visible when its write commits).
+  constexpr int64_t kWindowUs = 60LL * 1000000;
   fhir::ResourceStore& store = service_.store();
+  const int64_t now = nowUs();
   const auto rows = store.query(
       {"SELECT id, subscription_id FROM event_outbox WHERE kind = 'websocket' AND status = 'pending' "
-       "ORDER BY seq LIMIT 100",
-       {}});
-  if (rows.empty()) return false;
+       "AND created_us >= ? ORDER BY seq LIMIT 1000",
+       {now - kWindowUs}});
+  bool sentAny = false;
   for (const SqlRow& r : rows) {
     const std::string id = text(r[0]), subId = text(r[1]);
     std::vector<std::shared_ptr<WsConnection>> targets;
     {
       std::lock_guard<std::mutex> lock(wsMutex_);
+      if (!wsHandled_.emplace(id, now).second) continue;
       if (auto it = wsBound_.find(subId); it != wsBound_.end()) targets.assign(it->second.begin(), it->second.end());
     }
-    size_t sent = 0;
-    for (const auto& c : targets) sent += c->sendText("ping " + subId) ? 1 : 0;
+    for (const auto& c : targets) sentAny = c->sendText("ping " + subId) || sentAny;
+  }
+  {
+    std::lock_guard<std::mutex> lock(wsMutex_);
+    for (auto it = wsHandled_.begin(); it != wsHandled_.end();) {
+      it = it->second < now - 2 * kWindowUs ? wsHandled_.erase(it) : std::next(it);
+    }
+  }
+  if (now - wsLastCleanupUs_ > kWindowUs) {
+    wsLastCleanupUs_ = now;
     auto tx = store.begin();
-    tx->execute({"UPDATE event_outbox SET status = ?, attempts = 1, last_error = ?, delivered_us = ? WHERE id = ?",
-                 {sent ? std::string("delivered") : std::string("dropped"),
-                  sent ? std::string() : std::string("no client bound"), sent ? nowUs() : int64_t{0}, id}});
+    tx->execute({"DELETE FROM event_outbox WHERE kind = 'websocket' AND created_us < ?", {now - 2 * kWindowUs}});
     tx->commit();
   }
-  return true;
+  return sentAny;
 }
 
 }  // namespace hearth::workflows

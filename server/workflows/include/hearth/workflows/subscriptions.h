@@ -28,9 +28,11 @@
 //    sends the text "bind <subscription id>" (a live websocket Subscription, else the answer is
 //    "error <id> <reason>") and gets "bound <id>"; for every notification of that subscription
 //    each bound connection gets "ping <id>" (the client then runs the criteria search). Pings are
-//    enqueued like rest-hook notifications (so only for committed writes, in write order) and
-//    sent once to the connections bound at that moment: a subscription nobody is bound to drops
-//    them (R4 websockets carry no backlog). WebSocket ping frames are answered with pong; at most
+//    enqueued like rest-hook notifications (so only for committed writes, in write order); every
+//    node reads the rows of the last minute and pings the connections bound to it at that moment
+//    (several nodes on one PostgreSQL database each serve their own clients), and rows older than
+//    two minutes are deleted: a subscription nobody is bound to gets no backlog (R4 websockets
+//    carry none). WebSocket ping frames are answered with pong; at most
 //    kMaxWebSockets connections are open at once (more: 503); closeWebSockets() closes them all
 //    (shutdown, before the HTTP server waits for in-flight requests).
 // Thread-safe; install() before the service handles requests, start() once listening.
@@ -103,6 +105,8 @@ class SubscriptionHub {
   bool wsClosing_ = false;
   std::set<std::shared_ptr<WsConnection>> wsConnections_;
   std::map<std::string, std::set<std::shared_ptr<WsConnection>>> wsBound_;  // subscription id -> connections
+  std::map<std::string, int64_t> wsHandled_;  // websocket outbox rows this node has handled -> when
+  int64_t wsLastCleanupUs_ = 0;               // dispatcher thread only
 
   fhir::ResourceService& service_;
   fhir::SearchEngine& search_;
