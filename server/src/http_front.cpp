@@ -546,6 +546,12 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       return;
     }
     authorize(req, write);
+    if (n == 1 && segs[1] == "websocket") {  // handshakes are served in handleRequest
+      route_ = Route::Operation;
+      if (!ctx_.subscriptions) throw FhirError(404, IssueType::NotFound, "Subscriptions are off on this server");
+      throw FhirError(400, IssueType::Invalid,
+                      "This is the Subscription websocket endpoint: open a WebSocket (GET with Upgrade: websocket)");
+    }
     if (n == 0) {
       if (method == "GET") {
         route_ = Route::SearchSystem;

@@ -239,6 +239,7 @@ class SubscriptionTest : public CppUnit::TestFixture {
     CPPUNIT_ASSERT_MESSAGE(meta.body, meta.body.find(R"("url":"http://hl7.org/fhir/StructureDefinition/capabilitystatement-websocket","valueUri":"ws://)") !=
                                           std::string::npos);
     CPPUNIT_ASSERT(meta.body.find("/fhir/websocket\"") != std::string::npos);
+    assertOperationOutcome(c.get("/fhir/websocket"), 400, "plain GET of the websocket endpoint");
     const std::string family = uniqueId("Ws"), other = uniqueId("WsOther");
     const HttpResponse made = c.post("/fhir/Subscription",
                                      R"({"resourceType":"Subscription","status":"requested","reason":"ward app","criteria":"Patient?family=)" +
