@@ -250,20 +250,30 @@ WriteOutcome ResourceService::create(std::string_view type, std::string_view bod
   const Instant now = nowInstant();
   StoredVersion v{std::string(type), id, 1, now.text, false, stampResource(body, type, id, 1, now.text), 0,
                   WriteOp::Create};
+  bool transformed = false;  // v.json holds a transformed body (from an earlier attempt)
+  std::vector<StoredVersion> followed;  // what the followers wrote
   withRetry([&] {
     runUnit([&](StoreTransaction& tx) {
+      followed.clear();
       if (tx.current(type, v.id)) {  // a UUID collision: practically impossible, but never overwrite
         v.id = newResourceId();
         v.json = stampResource(body, type, v.id, 1, v.lastUpdated);
+        transformed = false;
         throw StoreConflict();
       }
+      std::vector<IndexRow> newIndex;
+      const std::optional<std::string> newBody = transformWrite(tx, type, v.id, true, body, newIndex);
+      if (newBody || transformed) v.json = stampResource(newBody ? *newBody : body, type, v.id, 1, v.lastUpdated);
+      transformed = newBody.has_value();
       tx.put(v);
-      tx.replaceIndex(type, v.id, index);
+      tx.replaceIndex(type, v.id, newBody ? newIndex : index);
       notifyWrite(tx, v);
+      runFollowers(tx, v, followed);
     });
     return 0;
   });
   remember(v);
+  for (const StoredVersion& f : followed) remember(f);
   return WriteOutcome{std::move(v), true};
 }
 
@@ -297,8 +307,11 @@ WriteOutcome ResourceService::update(std::string_view type, std::string_view id,
   v.json = stampResource(body, type, id, guess, now.text);
   v.op = WriteOp::Update;  // also when it creates: history shows PUT Type/id
   bool created = false;
+  bool transformed = false;  // v.json holds a transformed body (from an earlier attempt)
+  std::vector<StoredVersion> followed;  // what the followers wrote
   withRetry([&] {
     runUnit([&](StoreTransaction& tx) {
+      followed.clear();
       auto cur = tx.current(type, id);
       if (ifMatch && (!cur || cur->deleted || cur->version != *ifMatch)) {
         throw FhirError(412, IssueType::Conflict,
@@ -309,21 +322,29 @@ WriteOutcome ResourceService::update(std::string_view type, std::string_view id,
       }
       const int64_t next = cur ? cur->version + 1 : 1;
       created = !cur || cur->deleted;
+      std::vector<IndexRow> newIndex;
+      const std::optional<std::string> newBody = transformWrite(tx, type, id, created, body, newIndex);
       // Re-stamp when the guessed version was wrong, or when the current version carries a later
-      // time than our stamp (lastUpdated must not go backwards along a resource's versions).
+      // time than our stamp (lastUpdated must not go backwards along a resource's versions), or
+      // when a transform changed the body (now or in an earlier attempt).
+      bool restamp = newBody.has_value() || transformed;
       if (next != v.version || (cur && cur->lastUpdated > v.lastUpdated)) {
         now = nowInstant();
         v.version = next;
         v.lastUpdated = now.text;
-        v.json = stampResource(body, type, id, next, now.text);
+        restamp = true;
       }
+      if (restamp) v.json = stampResource(newBody ? *newBody : body, type, id, v.version, v.lastUpdated);
+      transformed = newBody.has_value();
       tx.put(v);
-      tx.replaceIndex(type, id, index);
+      tx.replaceIndex(type, id, newBody ? newIndex : index);
       notifyWrite(tx, v);
+      runFollowers(tx, v, followed);
     });
     return 0;
   });
   remember(v);
+  for (const StoredVersion& f : followed) remember(f);
   return WriteOutcome{std::move(v), created};
 }
 
@@ -336,8 +357,10 @@ WriteOutcome ResourceService::remove(std::string_view type, std::string_view id,
   v.id = std::string(id);
   v.op = WriteOp::Delete;
   bool wrote = false;
+  std::vector<StoredVersion> followed;  // what the followers wrote
   withRetry([&] {
     runUnit([&](StoreTransaction& tx) {
+      followed.clear();
       auto cur = tx.current(type, id);
       if (ifMatch && (!cur || cur->version != *ifMatch)) {
         throw FhirError(412, IssueType::Conflict,
@@ -365,11 +388,13 @@ WriteOutcome ResourceService::remove(std::string_view type, std::string_view id,
       tx.put(v);
       tx.replaceIndex(type, id, {});
       notifyWrite(tx, v);
+      runFollowers(tx, v, followed);
       wrote = true;
     });
     return 0;
   });
   if (wrote) remember(v);
+  for (const StoredVersion& f : followed) remember(f);
   return WriteOutcome{std::move(v), false};
 }
 
@@ -461,6 +486,28 @@ void ResourceService::runAtomicImpl(const std::function<void(WriteContext&)>& fn
   for (const StoredVersion& v : written) remember(v);
 }
 
+void ResourceService::runFollowers(StoreTransaction& tx, const StoredVersion& v, std::vector<StoredVersion>& written) {
+  if (followers_.empty()) return;
+  WriteContext ctx(*this, tx);
+  for (const WriteFollower& f : followers_) f(ctx, v);
+  for (StoredVersion& w : ctx.written_) written.push_back(std::move(w));
+}
+
+std::optional<std::string> ResourceService::transformWrite(StoreTransaction& tx, std::string_view type,
+                                                          std::string_view id, bool isNew, std::string_view body,
+                                                          std::vector<IndexRow>& index) {
+  if (transforms_.empty()) return std::nullopt;
+  std::string b(body);
+  bool changed = false;
+  for (const WriteTransform& t : transforms_) changed = t(tx, type, id, isNew, b) || changed;
+  if (!changed) return std::nullopt;
+  std::string bodyId;
+  bool hasId = false;
+  const rapidjson::Document doc = parseAndValidate(type, b, bodyId, hasId);
+  index = indexer_.extract(type, doc);
+  return b;
+}
+
 PreparedResource ResourceService::prepare(std::string_view type, std::string_view body) {
   checkType(type);
   PreparedResource r;
@@ -487,12 +534,15 @@ WriteOutcome WriteContext::create(const PreparedResource& r, std::string_view id
   } else if (tx_.current(type, newId)) {
     throw StoreConflict();  // a UUID collision: retry the unit with fresh ids
   }
+  std::vector<IndexRow> newIndex;
+  const std::optional<std::string> newBody = svc_.transformWrite(tx_, type, newId, true, r.body, newIndex);
   const Instant now = nowInstant();
-  StoredVersion v{r.type, newId, 1, now.text, false, stampResource(r.body, type, newId, 1, now.text), 0,
-                  WriteOp::Create};
+  StoredVersion v{r.type, newId, 1, now.text, false, stampResource(newBody ? *newBody : r.body, type, newId, 1, now.text),
+                  0, WriteOp::Create};
   tx_.put(v);
-  tx_.replaceIndex(type, newId, r.index);
+  tx_.replaceIndex(type, newId, newBody ? newIndex : r.index);
   svc_.notifyWrite(tx_, v);
+  svc_.runFollowers(tx_, v, written_);
   written_.push_back(v);
   return WriteOutcome{std::move(v), true};
 }
@@ -517,17 +567,21 @@ WriteOutcome WriteContext::update(const PreparedResource& r, std::string_view id
                         : "Precondition failed: the resource does not exist");
   }
   const int64_t next = cur ? cur->version + 1 : 1;
+  std::vector<IndexRow> newIndex;
+  const std::optional<std::string> newBody =
+      svc_.transformWrite(tx_, type, id, !cur || cur->deleted, r.body, newIndex);
   Instant now = nowInstant();
   StoredVersion v;
   v.type = r.type;
   v.id = std::string(id);
   v.version = next;
   v.lastUpdated = (cur && cur->lastUpdated > now.text) ? cur->lastUpdated : now.text;
-  v.json = stampResource(r.body, type, id, next, v.lastUpdated);
+  v.json = stampResource(newBody ? *newBody : r.body, type, id, next, v.lastUpdated);
   v.op = WriteOp::Update;
   tx_.put(v);
-  tx_.replaceIndex(type, id, r.index);
+  tx_.replaceIndex(type, id, newBody ? newIndex : r.index);
   svc_.notifyWrite(tx_, v);
+  svc_.runFollowers(tx_, v, written_);
   written_.push_back(v);
   return WriteOutcome{std::move(v), !cur || cur->deleted};
 }
@@ -560,6 +614,7 @@ WriteOutcome WriteContext::remove(std::string_view type, std::string_view id, st
   tx_.put(v);
   tx_.replaceIndex(type, id, {});
   svc_.notifyWrite(tx_, v);
+  svc_.runFollowers(tx_, v, written_);
   written_.push_back(v);
   return WriteOutcome{std::move(v), false};
 }

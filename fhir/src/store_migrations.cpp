@@ -70,6 +70,11 @@
 //   it, so a dispense is applied once and stock can be traced. invoice_payment: the payments
 //   recorded against an Invoice (amount as exact decimal text; the PaymentReconciliation resource
 //   is the FHIR record of each), from which the outstanding balance is computed.
+//
+// Version 8: registration_counter, named counters that only grow (workflows/registration.h: the
+//   hospital MRN, name "mrn|<system>"): a number is taken by incrementing the row in the
+//   transaction that writes the resource carrying it, so it is never handed out twice or reused.
+//   (Version 7 is another branch's step; steps apply independently, by number.)
 #include "store_common.h"
 
 namespace hearth::fhir::storeimpl {
@@ -281,6 +286,12 @@ CREATE TABLE invoice_payment (
   at_us       BIGINT NOT NULL
 );
 CREATE INDEX invoice_payment_invoice ON invoice_payment (invoice_id);
+)SQL"},
+      {8, "registration counters (hospital MRN)", R"SQL(
+CREATE TABLE registration_counter (
+  name       TEXT PRIMARY KEY,
+  last_value BIGINT NOT NULL
+);
 )SQL"},
   };
   return steps;
@@ -495,6 +506,12 @@ CREATE TABLE invoice_payment (
   at_us       BIGINT NOT NULL
 );
 CREATE INDEX invoice_payment_invoice ON invoice_payment (invoice_id);
+)SQL"},
+      {8, "registration counters (hospital MRN)", R"SQL(
+CREATE TABLE registration_counter (
+  name       TEXT COLLATE "C" PRIMARY KEY,
+  last_value BIGINT NOT NULL
+);
 )SQL"},
   };
   return steps;

@@ -153,7 +153,12 @@ int HearthApp::main(const std::vector<std::string>&) {
   serviceOptions.groupCommitLingerMs = cfg.fhir.groupCommitLingerMs;
   fhir::ResourceService service(*store, model, serviceOptions);
   if (cfg.registration.rejectDuplicates) workflows::installDuplicateCheck(service);
+  if (cfg.registration.mrnEnabled) {
+    workflows::installMrnAssignment(service, {cfg.registration.mrnSystem, cfg.registration.mrnFormat,
+                                              cfg.registration.mrnAcceptClient});
+  }
   workflows::installStockGuard(service);  // completed dispenses take stock (pharmacy.h)
+  workflows::installSlotSync(service);    // Appointments take and free their Slots (booking.h)
   if (cfg.scheduling.preventDoubleBooking) {
     workflows::installBookingGuard(service, {cfg.scheduling.maxAppointmentMinutes});
   }
@@ -209,6 +214,7 @@ int HearthApp::main(const std::vector<std::string>&) {
   if (cfg.log.access) accessLog = std::make_unique<AccessLog>(logOut);
 
   ServerContext ctx{cfg, service, search, interactions, metrics, accessLog.get(), kVersion};
+  if (cfg.subscriptions.enabled) ctx.subscriptions = &subscriptions;
 
   // HL7 v2 bridge: messages accepted but not processed before the last stop are processed before
   // the MLLP listener takes new ones (so they keep their order).
@@ -331,6 +337,7 @@ int HearthApp::main(const std::vector<std::string>&) {
       bridge->reclaimJournal();
     }
     logEvent("info", "shutdown: MLLP listener stopped");
+    subscriptions.closeWebSockets();  // open subscription WebSockets end within a second
     server.stopAll(false);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.http.shutdownGraceSeconds);
     while (ctx.inFlight.load() > 0 && std::chrono::steady_clock::now() < deadline) {

@@ -1,11 +1,14 @@
 #include "hearth/server/config.h"
 
+#include "hearth/workflows/registration.h"
+
 #include <Poco/Path.h>
 #include <Poco/String.h>
 #include <Poco/StringTokenizer.h>
 #include <Poco/Util/AbstractConfiguration.h>
 
 #include <cctype>
+#include <stdexcept>
 
 namespace hearth::server {
 
@@ -105,6 +108,19 @@ Config Config::load(const Poco::Util::AbstractConfiguration& c) {
   const std::string duplicates = c.getString("registration.duplicate-check", "off");
   if (duplicates != "off" && duplicates != "reject") throw ConfigError("registration.duplicate-check must be off or reject");
   cfg.registration.rejectDuplicates = duplicates == "reject";
+  RegistrationConfig& rg = cfg.registration;
+  rg.mrnEnabled = boolKey(c, "registration.mrn.enabled", rg.mrnEnabled);
+  rg.mrnSystem = c.getString("registration.mrn.system", rg.mrnSystem);
+  if (rg.mrnSystem.empty() || rg.mrnSystem.find_first_of(" \t|") != std::string::npos) {
+    throw ConfigError("registration.mrn.system must be a URI (no spaces or '|')");
+  }
+  rg.mrnFormat = c.getString("registration.mrn.format", rg.mrnFormat);
+  try {
+    workflows::checkMrnFormat(rg.mrnFormat);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(std::string("registration.mrn.format: ") + e.what());
+  }
+  rg.mrnAcceptClient = boolKey(c, "registration.mrn.accept-client", rg.mrnAcceptClient);
 
   SchedulingConfig& sc = cfg.scheduling;
   sc.preventDoubleBooking = boolKey(c, "scheduling.prevent-double-booking", sc.preventDoubleBooking);

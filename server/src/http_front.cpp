@@ -7,6 +7,7 @@
 #include <Poco/DateTimeFormat.h>
 #include <Poco/DateTimeParser.h>
 #include <Poco/SHA2Engine.h>
+#include <Poco/String.h>
 #include <Poco/URI.h>
 
 #include <chrono>
@@ -27,6 +28,7 @@
 #include "hearth/workflows/registration.h"
 #include "hearth/workflows/scheduling.h"
 #include "hearth/workflows/stats.h"
+#include "hearth/workflows/subscriptions.h"
 #include "hl7_outbox.h"
 #include "hl7_bridge.h"
 
@@ -332,6 +334,19 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
         throw FhirError(400, IssueType::Invalid, "HTTP/1.1 requests must carry a Host header");
       }
       query_ = qpos == std::string::npos ? Query{} : parseQuery(std::string_view(uri).substr(qpos + 1));
+      if (path == "/fhir/websocket" && ctx_.subscriptions && req.getMethod() == "GET" &&
+          Poco::icompare(req.get("Upgrade", ""), "websocket") == 0) {
+        // R4 Subscription websocket channel (hearth/workflows/subscriptions.h): this thread serves
+        // the connection until it closes; the handshake answer (101) is sent by the hub.
+        route_ = Route::Operation;
+        authorize(req, false);
+        ctx_.subscriptions->serveWebSocket(req, resp);
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        r.status = 101;
+        ctx_.metrics.record(route_, Metrics::methodIndex(req.getMethod()), r.status, secs);
+        if (ctx_.accessLog) accessLog(req, path, r, secs);
+        return;
+      }
       dispatch(req, path, r);
     } catch (const FhirError& e) {
       if (!e.internalDetail().empty()) logEvent("error", e.internalDetail(), requestId_);
@@ -519,9 +534,27 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       if (method != "GET") methodNotAllowed(req, "GET, HEAD");
       xml_ = negotiate(req, query_);
       r.body = fhir::capabilityStatementJson(ctx_.softwareVersion, base(req));
+      if (ctx_.subscriptions) {  // where the Subscription websocket channel is served
+        std::string ws = base(req) + "/websocket";
+        ws.replace(0, ws.find(':'), ws.rfind("https", 0) == 0 ? "wss" : "ws");
+        const std::string rest = R"("rest":[{"mode":"server",)";
+        std::string wsJson;
+        fhir::appendJsonEscaped(wsJson, ws);
+        if (const size_t at = r.body.find(rest); at != std::string::npos) {
+          r.body.replace(at, rest.size(),
+                         std::string(R"("rest":[{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/capabilitystatement-websocket","valueUri":)") +
+                             "\"" + wsJson + R"("}],"mode":"server",)");
+        }
+      }
       return;
     }
     authorize(req, write);
+    if (n == 1 && segs[1] == "websocket") {  // handshakes are served in handleRequest
+      route_ = Route::Operation;
+      if (!ctx_.subscriptions) throw FhirError(404, IssueType::NotFound, "Subscriptions are off on this server");
+      throw FhirError(400, IssueType::Invalid,
+                      "This is the Subscription websocket endpoint: open a WebSocket (GET with Upgrade: websocket)");
+    }
     if (n == 0) {
       if (method == "GET") {
         route_ = Route::SearchSystem;
@@ -568,7 +601,8 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       xml_ = negotiate(req, query_);
       const std::string* start = query_.get("start");
       const std::string* end = query_.get("end");
-      r.body = workflows::hospitalStats(ctx_.service.store(), start ? *start : std::string(), end ? *end : std::string());
+      r.body = workflows::hospitalStats(ctx_.service.store(), start ? *start : std::string(), end ? *end : std::string(),
+                                        expiringWithinDays());
       return;
     }
     const std::string type(segs[1]);
@@ -738,6 +772,15 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
         return;
       }
       return writeResponse(req, workflows::cancelAppointment(ctx_.service, id, body), 200, r);
+    }
+    if (n == 3 && type == "Invoice" && segs[3] == "$claim") {
+      // A Claim to the patient's insurer for an Invoice (hearth/workflows/billing.h).
+      route_ = Route::Operation;
+      if (method != "POST") methodNotAllowed(req, "POST");
+      xml_ = negotiate(req, query_);
+      const bool hasBody = req.getContentLength() > 0 || req.getChunkedTransferEncoding();
+      const std::string body = hasBody ? readFhirBody(req, r) : std::string();
+      return writeResponse(req, workflows::claimInvoice(ctx_.service, id, body), 201, r);
     }
     if (n == 3 && type == "Invoice" && (segs[3] == "$pay" || segs[3] == "$balance")) {
       // Payments (hearth/workflows/billing.h).

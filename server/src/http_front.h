@@ -15,6 +15,10 @@
 #include "hearth/server/config.h"
 #include "metrics.h"
 
+namespace hearth::workflows {
+class SubscriptionHub;
+}
+
 namespace hearth::server {
 
 class Hl7Bridge;
@@ -31,6 +35,8 @@ struct ServerContext {
   std::atomic<bool> tls{false};
   std::atomic<int> boundPort{0};  // the HTTP port actually bound (differs from config with port 0)
   Hl7Bridge* hl7 = nullptr;       // the inbound HL7 v2 bridge; null when MLLP is off
+  // R4 Subscriptions; serves the websocket channel at /fhir/websocket. Null when subscriptions are off.
+  workflows::SubscriptionHub* subscriptions = nullptr;
 };
 
 class HearthRequestHandlerFactory : public Poco::Net::HTTPRequestHandlerFactory {

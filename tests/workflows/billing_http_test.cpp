@@ -54,6 +54,8 @@ class BillingTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(testPatientPeriod);
   CPPUNIT_TEST(testRefusalsBillNothing);
   CPPUNIT_TEST(testPaymentsBalanceTheInvoice);
+  CPPUNIT_TEST(testClaimToTheInsurer);
+  CPPUNIT_TEST(testClaimRefusals);
   CPPUNIT_TEST_SUITE_END_ABSTRACT();
 
  public:
@@ -111,6 +113,114 @@ class BillingTest : public CppUnit::TestFixture {
     CPPUNIT_ASSERT(stored.body.find(R"("totalGross":{"value":132.35,"currency":"EUR"})") != std::string::npos);
     // Nothing left to bill.
     assertOperationOutcome(c.post("/fhir/Invoice/$generate", generateFor(enc)), 422, "second $generate");
+  }
+
+  // An invoice with the awkward prices of testTotalsToTheCent, claimed from the patient's insurer:
+  // lines 100.00 + 19.00 tax, 0.11 + 0.02, 12.35 - 1.24 + 2.11: items 119.00, 0.13, 13.22 and
+  // total 132.35 (the invoice's totalGross), to the cent.
+  std::string awkwardInvoice(HttpClient& c, const std::string& pat) {
+    const std::string u = uniqueId("claim");
+    const std::string enc = create(c, "Encounter", R"({"resourceType":"Encounter","status":"finished","class":{"code":"AMB"}})");
+    create(c, "ChargeItemDefinition",
+           definition("urn:test:" + u + ":consult",
+                      R"({"type":"base","amount":{"value":33.333,"currency":"EUR"}},{"type":"tax","factor":0.19})"));
+    create(c, "ChargeItemDefinition",
+           definition("urn:test:" + u + ":lab",
+                      R"({"type":"base","amount":{"value":12.345,"currency":"EUR"}},{"type":"discount","factor":0.10},{"type":"tax","factor":0.19})"));
+    create(c, "ChargeItem", chargeItem(enc, pat, "billable", R"("definitionCanonical":["urn:test:)" + u + R"(:consult"])", "3"));
+    create(c, "ChargeItem", chargeItem(enc, pat, "billable", R"("priceOverride":{"value":0.015,"currency":"EUR"})", "7"));
+    create(c, "ChargeItem", chargeItem(enc, pat, "billable", R"("definitionCanonical":["urn:test:)" + u + R"(:lab"])", "1"));
+    const HttpResponse r = c.post("/fhir/Invoice/$generate", generateFor(enc, "0.19"));
+    assertStatus(201, r, "$generate");
+    return r.json()["id"].GetString();
+  }
+
+  std::string coverage(HttpClient& c, const std::string& pat, const std::string& status, const std::string& payor,
+                       const std::string& order = {}) {
+    return create(c, "Coverage", R"({"resourceType":"Coverage","status":")" + status + R"(","beneficiary":{"reference":"Patient/)" +
+                                     pat + R"("},"payor":[{"reference":")" + payor + R"("}])" +
+                                     (order.empty() ? std::string() : R"(,"order":)" + order) + "}");
+  }
+
+  static std::string providerParams(const std::string& provider) {
+    return R"({"resourceType":"Parameters","parameter":[{"name":"provider","valueReference":{"reference":")" + provider + R"("}}]})";
+  }
+
+  void testClaimToTheInsurer() {
+    HttpClient c(*server_);
+    const std::string pat = create(c, "Patient", R"({"resourceType":"Patient"})");
+    const std::string insurer = create(c, "Organization", R"({"resourceType":"Organization","name":"Insurer"})");
+    const std::string other = create(c, "Organization", R"({"resourceType":"Organization","name":"Old insurer"})");
+    const std::string hospital = create(c, "Organization", R"({"resourceType":"Organization","name":"Hospital"})");
+    coverage(c, pat, "active", "Patient/" + pat, "1");        // self-pay: not claimable
+    coverage(c, pat, "cancelled", "Organization/" + other);    // not active
+    const std::string cov = coverage(c, pat, "active", "Organization/" + insurer, "2");
+    const std::string invoice = awkwardInvoice(c, pat);
+
+    // The Invoice names no issuer: the provider must be given.
+    assertOperationOutcome(c.post("/fhir/Invoice/" + invoice + "/$claim", ""), 422, "no provider");
+    const HttpResponse r = c.post("/fhir/Invoice/" + invoice + "/$claim", providerParams("Organization/" + hospital));
+    assertStatus(201, r, "$claim");
+    CPPUNIT_ASSERT(!r.header("Location").empty());
+    for (const std::string net : {"119.00", "0.13", "13.22"}) {
+      CPPUNIT_ASSERT_MESSAGE(r.body, r.body.find(R"("net":{"value":)" + net + R"(,"currency":"EUR"})") != std::string::npos);
+    }
+    CPPUNIT_ASSERT_MESSAGE(r.body, r.body.find(R"("total":{"value":132.35,"currency":"EUR"})") != std::string::npos);
+    const rapidjson::Document claim = r.json();
+    CPPUNIT_ASSERT_EQUAL(std::string("Claim"), std::string(claim["resourceType"].GetString()));
+    CPPUNIT_ASSERT_EQUAL(std::string("active"), std::string(claim["status"].GetString()));
+    CPPUNIT_ASSERT_EQUAL(std::string("claim"), std::string(claim["use"].GetString()));
+    CPPUNIT_ASSERT_EQUAL(std::string("Patient/" + pat), std::string(claim["patient"]["reference"].GetString()));
+    CPPUNIT_ASSERT_EQUAL(std::string("Organization/" + insurer), std::string(claim["insurer"]["reference"].GetString()));
+    CPPUNIT_ASSERT_EQUAL(std::string("Organization/" + hospital), std::string(claim["provider"]["reference"].GetString()));
+    CPPUNIT_ASSERT_EQUAL(std::string("normal"), std::string(claim["priority"]["coding"][0]["code"].GetString()));
+    CPPUNIT_ASSERT_EQUAL(1u, claim["insurance"].Size());
+    CPPUNIT_ASSERT_EQUAL(std::string("Coverage/" + cov), std::string(claim["insurance"][0]["coverage"]["reference"].GetString()));
+    CPPUNIT_ASSERT(claim["insurance"][0]["focal"].GetBool());
+    CPPUNIT_ASSERT_EQUAL(3u, claim["item"].Size());
+    for (rapidjson::SizeType i = 0; i < 3; ++i) {
+      CPPUNIT_ASSERT_EQUAL(static_cast<int>(i + 1), claim["item"][i]["sequence"].GetInt());
+      CPPUNIT_ASSERT_EQUAL(std::string("service"), std::string(claim["item"][i]["productOrService"]["text"].GetString()));
+    }
+    // Stored, and found by patient and by the invoice it claims.
+    const std::string claimId = claim["id"].GetString();
+    assertStatus(200, c.get("/fhir/Claim/" + claimId));
+    const HttpResponse found = c.get("/fhir/Claim?identifier=urn:hearth:invoice-claim%7C" + invoice);
+    CPPUNIT_ASSERT_EQUAL(1u, found.json()["entry"].Size());
+    // Claimed once: a second $claim names the first.
+    const rapidjson::Document oo =
+        assertOperationOutcome(c.post("/fhir/Invoice/" + invoice + "/$claim", providerParams("Organization/" + hospital)), 409,
+                               "second claim");
+    CPPUNIT_ASSERT(std::string(oo["issue"][0]["diagnostics"].GetString()).find("Claim/" + claimId) != std::string::npos);
+  }
+
+  void testClaimRefusals() {
+    HttpClient c(*server_);
+    const std::string hospital = create(c, "Organization", R"({"resourceType":"Organization","name":"Hospital"})");
+    // Self-pay only: nothing to claim.
+    const std::string selfPay = create(c, "Patient", R"({"resourceType":"Patient"})");
+    coverage(c, selfPay, "active", "Patient/" + selfPay);
+    const std::string invoice = awkwardInvoice(c, selfPay);
+    assertOperationOutcome(c.post("/fhir/Invoice/" + invoice + "/$claim", providerParams("Organization/" + hospital)), 422,
+                           "self-pay");
+    // Another patient's Coverage, named explicitly.
+    const std::string insured = create(c, "Patient", R"({"resourceType":"Patient"})");
+    const std::string insurer = create(c, "Organization", R"({"resourceType":"Organization","name":"Insurer"})");
+    const std::string theirs = coverage(c, insured, "active", "Organization/" + insurer);
+    assertOperationOutcome(
+        c.post("/fhir/Invoice/" + invoice + "/$claim",
+               R"({"resourceType":"Parameters","parameter":[{"name":"coverage","valueReference":{"reference":"Coverage/)" + theirs +
+                   R"("}},{"name":"provider","valueReference":{"reference":"Organization/)" + hospital + R"("}}]})"),
+        422, "another patient's coverage");
+    // A draft invoice; an unknown one; a bad parameter; GET.
+    const std::string draft = create(c, "Invoice", R"({"resourceType":"Invoice","status":"draft","subject":{"reference":"Patient/)" + insured + R"("}})");
+    assertOperationOutcome(c.post("/fhir/Invoice/" + draft + "/$claim", providerParams("Organization/" + hospital)), 422, "draft");
+    assertOperationOutcome(c.post("/fhir/Invoice/no-such-invoice/$claim", providerParams("Organization/" + hospital)), 404, "unknown");
+    assertOperationOutcome(c.post("/fhir/Invoice/" + invoice + "/$claim", providerParams("Patient/" + insured)), 400, "bad provider");
+    assertStatus(405, c.get("/fhir/Invoice/" + invoice + "/$claim"));
+    // Nothing was stored.
+    const HttpResponse none = c.get("/fhir/Claim?identifier=urn:hearth:invoice-claim%7C" + invoice);
+    CPPUNIT_ASSERT(!none.json().HasMember("entry"));
   }
 
   void testParallelGenerateBillsOnce() {

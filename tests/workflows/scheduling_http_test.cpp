@@ -50,6 +50,7 @@ class SchedulingTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(testHundredClientsOneSlot);
   CPPUNIT_TEST(testWalkIns);
   CPPUNIT_TEST(testBadRequests);
+  CPPUNIT_TEST(testPlainAppointmentTakesAndFreesSlot);
   CPPUNIT_TEST_SUITE_END_ABSTRACT();
 
  public:
@@ -126,6 +127,78 @@ class SchedulingTest : public CppUnit::TestFixture {
     assertStatus(200, r);
     CPPUNIT_ASSERT_EQUAL(std::string("noshow"), std::string(r.json()["status"].GetString()));
     CPPUNIT_ASSERT_EQUAL(int64_t(35), freeCount(c, sched));
+  }
+
+  std::string slotStatus(HttpClient& c, const std::string& slot) {
+    const HttpResponse r = c.get("/fhir/Slot/" + slot);
+    assertStatus(200, r);
+    return r.json()["status"].GetString();
+  }
+
+  // Appointments written with the plain REST interactions (POST, PUT, DELETE, transaction
+  // entries), not $book/$cancel, keep their Slots' status in step, in the same transaction.
+  void testPlainAppointmentTakesAndFreesSlot() {
+    HttpClient c(*server_);
+    const std::string dr = uniqueId("dr");
+    const std::string sched = schedule(c, dr);
+    assertStatus(200, c.post("/fhir/Schedule/" + sched + "/$generate-slots", kWeek));
+    const std::string slot = firstFreeSlot(c, sched);
+    auto appointment = [&](const std::string& status, const std::string& slotId, const std::string& id = {}) {
+      std::string a = R"({"resourceType":"Appointment",)";
+      if (!id.empty()) a += R"("id":")" + id + R"(",)";
+      return a + R"("status":")" + status + R"(")" + bookBody(slotId, dr, uniqueId("pat")).substr(29);
+    };
+    const HttpResponse made = c.post("/fhir/Appointment", appointment("booked", slot));
+    assertStatus(201, made);
+    const std::string appt = made.json()["id"].GetString();
+    CPPUNIT_ASSERT_EQUAL(std::string("busy"), slotStatus(c, slot));
+    CPPUNIT_ASSERT_EQUAL(int64_t(34), freeCount(c, sched));
+    // A second Appointment on the slot: 409, nothing stored, the slot still busy.
+    assertOperationOutcome(c.post("/fhir/Appointment", appointment("booked", slot)), 409, "second appointment on a slot");
+    CPPUNIT_ASSERT_EQUAL(int64_t(1), c.get("/fhir/Appointment?slot=Slot/" + slot + "&_total=accurate&_count=0").json()["total"].GetInt64());
+    CPPUNIT_ASSERT_EQUAL(std::string("busy"), slotStatus(c, slot));
+    // The holder moving on (arrived) keeps it; cancelling frees it; booking again takes it.
+    assertStatus(200, c.put("/fhir/Appointment/" + appt, appointment("arrived", slot, appt)));
+    CPPUNIT_ASSERT_EQUAL(std::string("busy"), slotStatus(c, slot));
+    assertStatus(200, c.put("/fhir/Appointment/" + appt, appointment("cancelled", slot, appt)));
+    CPPUNIT_ASSERT_EQUAL(std::string("free"), slotStatus(c, slot));
+    CPPUNIT_ASSERT_EQUAL(int64_t(35), freeCount(c, sched));
+    assertStatus(200, c.put("/fhir/Appointment/" + appt, appointment("booked", slot, appt)));
+    CPPUNIT_ASSERT_EQUAL(std::string("busy"), slotStatus(c, slot));
+    // No-show frees it; so does deleting a booked Appointment.
+    assertStatus(200, c.put("/fhir/Appointment/" + appt, appointment("noshow", slot, appt)));
+    CPPUNIT_ASSERT_EQUAL(std::string("free"), slotStatus(c, slot));
+    assertStatus(200, c.put("/fhir/Appointment/" + appt, appointment("booked", slot, appt)));
+    CPPUNIT_ASSERT_EQUAL(std::string("busy"), slotStatus(c, slot));
+    assertStatusIn({200, 204}, c.del("/fhir/Appointment/" + appt));
+    CPPUNIT_ASSERT_EQUAL(std::string("free"), slotStatus(c, slot));
+    CPPUNIT_ASSERT_EQUAL(int64_t(35), freeCount(c, sched));
+
+    // A transaction entry takes its slot too; a failing entry rolls the Slot change back.
+    const HttpResponse tx = c.post("/fhir", R"({"resourceType":"Bundle","type":"transaction","entry":[{"resource":)" +
+                                                appointment("booked", slot) +
+                                                R"(,"request":{"method":"POST","url":"Appointment"}}]})");
+    assertStatus(200, tx);
+    CPPUNIT_ASSERT_EQUAL(std::string("busy"), slotStatus(c, slot));
+    HttpResponse freeSlots = c.get("/fhir/Slot?schedule=Schedule/" + sched + "&status=free&_sort=start&_count=2");
+    const std::string other = freeSlots.json()["entry"][0]["resource"]["id"].GetString();
+    const HttpResponse failing = c.post(
+        "/fhir", R"({"resourceType":"Bundle","type":"transaction","entry":[{"resource":)" + appointment("booked", other) +
+                     R"(,"request":{"method":"POST","url":"Appointment"}},{"resource":)" + appointment("booked", slot) +
+                     R"(,"request":{"method":"POST","url":"Appointment"}}]})");
+    assertStatus(409, failing);
+    CPPUNIT_ASSERT_EQUAL(std::string("free"), slotStatus(c, other));
+    CPPUNIT_ASSERT_EQUAL(int64_t(34), freeCount(c, sched));
+    CPPUNIT_ASSERT(c.get("/fhir/Slot?schedule=Schedule/" + sched + "&status=busy&start=ge2027-04-05").body.find(slot) !=
+                   std::string::npos);
+
+    // A slot blocked by the clinic cannot be booked.
+    HttpResponse blocked = c.get("/fhir/Slot/" + other);
+    std::string body = blocked.body;
+    body.replace(body.find("\"free\""), 6, "\"busy-unavailable\"");
+    assertStatus(200, c.put("/fhir/Slot/" + other, body));
+    assertOperationOutcome(c.post("/fhir/Appointment", appointment("booked", other)), 409, "blocked slot");
+    CPPUNIT_ASSERT_EQUAL(std::string("busy-unavailable"), slotStatus(c, other));
   }
 
   void testHundredClientsOneSlot() {

@@ -6,13 +6,17 @@
 
 #include <chrono>
 #include <cmath>
+#include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "hearth_process.h"
 #include "http_client.h"
@@ -49,7 +53,9 @@ Stats stats(HttpClient& c, const std::string& start, const std::string& end) {
   Stats s;
   for (const auto& p : d["parameter"].GetArray()) {
     const std::string name = p["name"].GetString();
-    if (p.HasMember("part")) {
+    if (name == "lowStock" || name == "expiring") {
+      continue;  // lists, read by pharmacyLists()
+    } else if (p.HasMember("part")) {
       for (const auto& part : p["part"].GetArray())
         s.values[name + "." + part["name"].GetString()] = jsonText(part["valueInteger"]);
     } else if (p.HasMember("valueMoney")) {
@@ -63,12 +69,56 @@ Stats stats(HttpClient& c, const std::string& start, const std::string& end) {
   return s;
 }
 
+// "Medication/<id>" of each lowStock entry, and "Medication/<id>|lot|expiry|quantity|expired" of
+// each expiring entry, in answer order.
+std::pair<std::vector<std::string>, std::vector<std::string>> pharmacyLists(HttpClient& c, const std::string& query) {
+  const HttpResponse r = c.get("/fhir/$hospital-stats?" + query);
+  assertStatus(200, r, "$hospital-stats");
+  const rapidjson::Document d = r.json();
+  std::vector<std::string> low, expiring;
+  for (const auto& p : d["parameter"].GetArray()) {
+    const std::string name = p["name"].GetString();
+    if (name != "lowStock" && name != "expiring") continue;
+    std::string row;
+    for (const auto& part : p["part"].GetArray()) {
+      if (!row.empty()) row += "|";
+      if (part.HasMember("valueReference")) row += part["valueReference"]["reference"].GetString();
+      else if (part.HasMember("valueInteger")) row += std::to_string(part["valueInteger"].GetInt64());
+      else if (part.HasMember("valueBoolean")) row += part["valueBoolean"].GetBool() ? "true" : "false";
+      else if (part.HasMember("valueString")) row += part["valueString"].GetString();
+      else if (part.HasMember("valueDate")) row += part["valueDate"].GetString();
+    }
+    (name == "lowStock" ? low : expiring).push_back(row);
+  }
+  return {low, expiring};
+}
+
+std::string randomDay() {
+  std::mt19937 rng(std::random_device{}());
+  char day[16];
+  std::snprintf(day, sizeof day, "%04d-%02d-%02d", 2040 + static_cast<int>(rng() % 80), 1 + static_cast<int>(rng() % 12),
+                1 + static_cast<int>(rng() % 28));
+  return day;
+}
+
+// The UTC date `days` from today.
+std::string dateFromToday(int days) {
+  const std::time_t t = std::time(nullptr) + static_cast<std::time_t>(days) * 86400;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
+
 }  // namespace
 
 class StatsTest : public CppUnit::TestFixture {
   CPPUNIT_TEST_SUITE(StatsTest);
   CPPUNIT_TEST(testFiguresOfOneDay);
   CPPUNIT_TEST(testBadPeriods);
+  CPPUNIT_TEST(testAverageWait);
+  CPPUNIT_TEST(testLowStockAndExpiring);
   CPPUNIT_TEST_SUITE_END_ABSTRACT();
 
  public:
@@ -164,6 +214,67 @@ class StatsTest : public CppUnit::TestFixture {
 
     const Stats after = stats(c, now, later);
     CPPUNIT_ASSERT_EQUAL(std::stoll(before.get("newPatients")) + 3, std::stoll(after.get("newPatients")));
+  }
+
+  // Wait = the linked Encounter's period.start minus the Appointment's start.
+  void testAverageWait() {
+    HttpClient c(*server_);
+    const std::string d = randomDay();
+    auto appointment = [&](const std::string& hhmm) {
+      const HttpResponse r = c.post("/fhir/Appointment",
+                                    R"({"resourceType":"Appointment","status":"fulfilled","start":")" + d + "T" + hhmm +
+                                        R"(:00Z","end":")" + d + "T" + hhmm.substr(0, 2) + R"(:59:00Z","participant":[{"actor":{"reference":"Practitioner/)" +
+                                        uniqueId("dr") + R"("},"status":"accepted"}]})");
+      assertStatus(201, r);
+      return std::string(r.json()["id"].GetString());
+    };
+    auto encounter = [&](const std::string& appt, const std::string& start) {
+      assertStatus(201, c.post("/fhir/Encounter",
+                               R"({"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},"appointment":[{"reference":"Appointment/)" +
+                                   appt + R"("}],"period":{"start":")" + start + R"("}})"));
+    };
+    CPPUNIT_ASSERT_EQUAL(std::string("<absent>"), stats(c, d, d).get("averageWaitMinutes"));
+    encounter(appointment("10:00"), d + "T10:15:00Z");  // 15 minutes
+    encounter(appointment("11:00"), d + "T11:45:30Z");  // 45.5 minutes
+    appointment("12:00");                               // no encounter: not counted
+    const Stats s = stats(c, d, d);
+    CPPUNIT_ASSERT_EQUAL(std::string("30.25"), s.get("averageWaitMinutes"));
+    CPPUNIT_ASSERT_EQUAL(std::string("2"), s.get("waitSamples"));
+  }
+
+  // Low stock (usable below the reorder level) and lots expiring within N days, as of today.
+  void testLowStockAndExpiring() {
+    HttpClient c(*server_);
+    auto medication = [&] {
+      const HttpResponse r = c.post("/fhir/Medication", R"({"resourceType":"Medication","code":{"text":")" + uniqueId("drug") + R"("}})");
+      assertStatus(201, r);
+      return std::string(r.json()["id"].GetString());
+    };
+    auto receive = [&](const std::string& med, const std::string& lot, const std::string& expiry, int qty, int reorder) {
+      assertStatus(200, c.post("/fhir/Medication/" + med + "/$stock-receive",
+                               R"({"resourceType":"Parameters","parameter":[{"name":"lot","valueString":")" + lot +
+                                   R"("},{"name":"expiry","valueDate":")" + expiry + R"("},{"name":"quantity","valueInteger":)" +
+                                   std::to_string(qty) + R"(},{"name":"reorderLevel","valueInteger":)" + std::to_string(reorder) + "}]}"));
+    };
+    const std::string low = medication(), plenty = medication();
+    const std::string soon = dateFromToday(10), late = dateFromToday(400);
+    receive(low, "L1", soon, 5, 20);       // 5 usable < 20, and expiring in 10 days
+    receive(plenty, "P1", late, 100, 10);  // fine on both counts
+    const auto [lowStock, expiring] = pharmacyLists(c, "start=2026-01-01&end=2026-01-02&expiring-within=30");
+    auto has = [](const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); };
+    CPPUNIT_ASSERT(has(lowStock, "Medication/" + low + "|5|20"));
+    for (const std::string& row : lowStock) CPPUNIT_ASSERT(row.find(plenty) == std::string::npos);
+    CPPUNIT_ASSERT(has(expiring, "Medication/" + low + "|L1|" + soon + "|5|false"));
+    for (const std::string& row : expiring) CPPUNIT_ASSERT(row.find(plenty) == std::string::npos);
+    const Stats s = stats(c, "2026-01-01", "2026-01-02");
+    CPPUNIT_ASSERT_EQUAL(std::to_string(lowStock.size()), s.get("lowStockItems"));
+    CPPUNIT_ASSERT_EQUAL(std::to_string(expiring.size()), s.get("expiringLots"));
+    // A shorter horizon leaves the lot out; a bad one is refused.
+    const auto [lowStock5, expiring5] = pharmacyLists(c, "start=2026-01-01&end=2026-01-02&expiring-within=5");
+    for (const std::string& row : expiring5) CPPUNIT_ASSERT(row.find(low) == std::string::npos);
+    CPPUNIT_ASSERT(has(lowStock5, "Medication/" + low + "|5|20"));
+    assertOperationOutcome(c.get("/fhir/$hospital-stats?start=2026-01-01&end=2026-01-02&expiring-within=soon"), 400,
+                           "bad expiring-within");
   }
 
   void testBadPeriods() {

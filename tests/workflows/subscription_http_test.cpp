@@ -8,7 +8,11 @@
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/WebSocket.h>
 #include <Poco/StreamCopier.h>
 #include <cppunit/extensions/HelperMacros.h>
 
@@ -121,6 +125,39 @@ std::string subscription(const std::string& criteria, uint16_t port, const std::
   return s + "}}";
 }
 
+// A client of the R4 websocket channel: opens <base>/websocket and reads text frames.
+class WsClient {
+ public:
+  explicit WsClient(const HearthProcess& server)
+      : session_(server.host(), server.port()),
+        request_(Poco::Net::HTTPRequest::HTTP_GET, "/fhir/websocket", Poco::Net::HTTPMessage::HTTP_1_1),
+        ws_(session_, request_, response_) {
+    ws_.setReceiveTimeout(Poco::Timespan(20, 0));
+  }
+  void send(const std::string& text) {
+    ws_.sendFrame(text.data(), static_cast<int>(text.size()), Poco::Net::WebSocket::FRAME_TEXT);
+  }
+  // The next frame: its opcode and payload.
+  std::pair<int, std::string> next() {
+    char buf[1024];
+    int flags = 0;
+    const int n = ws_.receiveFrame(buf, sizeof buf, flags);
+    return {flags & Poco::Net::WebSocket::FRAME_OP_BITMASK, std::string(buf, static_cast<size_t>(std::max(n, 0)))};
+  }
+  std::string nextText() {
+    auto [op, text] = next();
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("a text frame: " + text, int(Poco::Net::WebSocket::FRAME_OP_TEXT), op);
+    return text;
+  }
+  Poco::Net::WebSocket& socket() { return ws_; }
+
+ private:
+  Poco::Net::HTTPClientSession session_;
+  Poco::Net::HTTPRequest request_;
+  Poco::Net::HTTPResponse response_;
+  Poco::Net::WebSocket ws_;
+};
+
 std::string patient(const std::string& family, const std::string& gender = "female") {
   return R"({"resourceType":"Patient","gender":")" + gender + R"(","name":[{"family":")" + family + R"("}]})";
 }
@@ -135,6 +172,8 @@ class SubscriptionTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(testRetriedUntilEndpointUp);
   CPPUNIT_TEST(testRolledBackWriteNotifiesNobody);
   CPPUNIT_TEST(testNotificationSurvivesKill9);
+  CPPUNIT_TEST(testWebSocketChannel);
+  CPPUNIT_TEST(testWebSocketAcrossNodes);
   CPPUNIT_TEST_SUITE_END_ABSTRACT();
 
  public:
@@ -192,6 +231,94 @@ class SubscriptionTest : public CppUnit::TestFixture {
     CPPUNIT_ASSERT_EQUAL(std::string(), hook.at("/ping")[0].body);  // no PHI in a ping
   }
 
+  // R4 websocket channel: bind, bound, a ping per matching committed write (none for others),
+  // errors for what cannot be bound, pong for WebSocket pings; advertised in the CapabilityStatement.
+  void testWebSocketChannel() {
+    HttpClient c(*server_);
+    const HttpResponse meta = c.get("/fhir/metadata");
+    CPPUNIT_ASSERT_MESSAGE(meta.body, meta.body.find(R"("url":"http://hl7.org/fhir/StructureDefinition/capabilitystatement-websocket","valueUri":"ws://)") !=
+                                          std::string::npos);
+    CPPUNIT_ASSERT(meta.body.find("/fhir/websocket\"") != std::string::npos);
+    assertOperationOutcome(c.get("/fhir/websocket"), 400, "plain GET of the websocket endpoint");
+    const std::string family = uniqueId("Ws"), other = uniqueId("WsOther");
+    const HttpResponse made = c.post("/fhir/Subscription",
+                                     R"({"resourceType":"Subscription","status":"requested","reason":"ward app","criteria":"Patient?family=)" +
+                                         family + R"(","channel":{"type":"websocket"}})");
+    assertStatus(201, made);
+    const std::string sub = made.json()["id"].GetString();
+    const std::string restHook = [&] {
+      const HttpResponse r = c.post("/fhir/Subscription", subscription("Patient?family=" + other, unusedPort(), "/x"));
+      assertStatus(201, r);
+      return std::string(r.json()["id"].GetString());
+    }();
+
+    WsClient ws(*server_);
+    ws.send("bind no-such-subscription");
+    CPPUNIT_ASSERT_EQUAL(std::string("error no-such-subscription no such Subscription"), ws.nextText());
+    ws.send("bind " + restHook);
+    CPPUNIT_ASSERT_EQUAL(std::string("error " + restHook + " the Subscription's channel is not websocket"), ws.nextText());
+    ws.send("hello");
+    CPPUNIT_ASSERT(ws.nextText().rfind("error ", 0) == 0);
+    ws.send("bind " + sub);
+    CPPUNIT_ASSERT_EQUAL(std::string("bound " + sub), ws.nextText());
+    // A WebSocket ping is answered with a pong carrying the same payload.
+    ws.socket().sendFrame("hb", 2, static_cast<int>(Poco::Net::WebSocket::FRAME_FLAG_FIN) | static_cast<int>(Poco::Net::WebSocket::FRAME_OP_PING));
+    const auto [op, payload] = ws.next();
+    CPPUNIT_ASSERT_EQUAL(int(Poco::Net::WebSocket::FRAME_OP_PONG), op);
+    CPPUNIT_ASSERT_EQUAL(std::string("hb"), payload);
+
+    // A write that does not match, then one that does: the first frame is the ping of the second.
+    assertStatus(201, c.post("/fhir/Patient", patient(other)));
+    assertStatus(201, c.post("/fhir/Patient", patient(family)));
+    CPPUNIT_ASSERT_EQUAL(std::string("ping " + sub), ws.nextText());
+    // A transaction that fails notifies nobody: the next ping is for the write after it.
+    const HttpResponse failed = c.post(
+        "/fhir", R"({"resourceType":"Bundle","type":"transaction","entry":[{"resource":)" + patient(family) +
+                     R"(,"request":{"method":"POST","url":"Patient"}},{"resource":{"resourceType":"Patient","id":"x"},"request":{"method":"PUT","url":"Patient/y"}}]})");
+    assertStatus(400, failed);
+    assertStatus(201, c.post("/fhir/Patient", patient(family, "male")));
+    CPPUNIT_ASSERT_EQUAL(std::string("ping " + sub), ws.nextText());
+    // Only what was written: search says two Patients of that family (the rolled-back one is not there).
+    const HttpResponse found = c.get("/fhir/Patient?family=" + family + "&_total=accurate&_count=0");
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), found.json()["total"].GetInt64());
+    // A second client bound to the same subscription gets the pings too.
+    WsClient second(*server_);
+    second.send("bind " + sub);
+    CPPUNIT_ASSERT_EQUAL(std::string("bound " + sub), second.nextText());
+    assertStatus(201, c.post("/fhir/Patient", patient(family)));
+    CPPUNIT_ASSERT_EQUAL(std::string("ping " + sub), ws.nextText());
+    CPPUNIT_ASSERT_EQUAL(std::string("ping " + sub), second.nextText());
+    // Shutdown closes open WebSockets (with a close frame) rather than waiting the grace period
+    // (30 s) for them: a clean exit within stop()'s 10 s.
+    const ExitStatus st = server_->stop();
+    CPPUNIT_ASSERT_MESSAGE(st.describe(), st.exited && st.code == 0);
+    CPPUNIT_ASSERT_EQUAL(int(Poco::Net::WebSocket::FRAME_OP_CLOSE), ws.next().first);
+  }
+
+  // Two nodes on one PostgreSQL database: a client bound on one node gets the pings of writes
+  // made through the other (and the node without clients does not swallow them).
+  void testWebSocketAcrossNodes() {
+    if (backend().isolated()) return;  // one process per SQLite store
+    ServerOptions opt;
+    opt.db = backend().db;
+    HearthProcess other(opt);
+    other.start();
+    HttpClient c(*server_);
+    const std::string family = uniqueId("WsNode");
+    const HttpResponse made = c.post("/fhir/Subscription",
+                                     R"({"resourceType":"Subscription","status":"requested","reason":"r","criteria":"Patient?family=)" +
+                                         family + R"(","channel":{"type":"websocket"}})");
+    assertStatus(201, made);
+    const std::string sub = made.json()["id"].GetString();
+    WsClient ws(other);
+    ws.send("bind " + sub);
+    CPPUNIT_ASSERT_EQUAL(std::string("bound " + sub), ws.nextText());
+    for (int i = 0; i < 3; ++i) {
+      assertStatus(201, c.post("/fhir/Patient", patient(family)));
+      CPPUNIT_ASSERT_EQUAL(std::string("ping " + sub), ws.nextText());
+    }
+  }
+
   void testInvalidSubscriptionsRefused() {
     HttpClient c(*server_);
     const uint16_t port = unusedPort();
@@ -201,8 +328,8 @@ class SubscriptionTest : public CppUnit::TestFixture {
         {subscription("NoSuchType?name=" + marker, port, "/x"), "unknown type"},
         {subscription("Patient/" + marker, port, "/x"), "not a search"},
         {R"({"resourceType":"Subscription","status":"requested","reason":"r","criteria":"Patient?name=)" + marker +
-             R"(","channel":{"type":"websocket"}})",
-         "websocket channel"},
+             R"(","channel":{"type":"email","endpoint":"mailto:ward@example.org"}})",
+         "email channel"},
         {R"({"resourceType":"Subscription","status":"requested","reason":"r","criteria":"Patient?name=)" + marker +
              R"(","channel":{"type":"rest-hook","endpoint":"ftp://127.0.0.1/x"}})",
          "ftp endpoint"},

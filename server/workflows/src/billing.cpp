@@ -12,6 +12,7 @@
 #include "workflow_support.h"
 #include "hearth/fhir/error.h"
 #include "hearth/fhir/interactions.h"
+#include "hearth/fhir/json.h"
 #include "hearth/fhir/store.h"
 #include "hearth/workflows/money.h"
 
@@ -414,6 +415,275 @@ std::string payInvoice(fhir::ResourceService& service, const std::string& invoic
     after = b;
   });
   return balanceParameters(after);
+}
+
+}  // namespace hearth::workflows
+
+namespace hearth::workflows {
+
+namespace {
+
+using namespace detail;
+using fhir::FhirError;
+using fhir::IssueType;
+using fhir::SqlRow;
+
+constexpr const char* kInvoiceClaimSystem = "urn:hearth:invoice-claim";
+
+// Content and version of the live type/id inside a unit, if any.
+std::optional<std::pair<std::string, int64_t>> liveResource(fhir::StoreTransaction& tx, const std::string& type,
+                                                            const std::string& id) {
+  const auto rows = tx.query({"SELECT v.content, c.version FROM resource_current c JOIN resource_version v ON v.seq = c.seq "
+                              "WHERE c.type = ? AND c.id = ? AND NOT c.deleted",
+                              {type, id}});
+  if (rows.empty()) return std::nullopt;
+  return std::make_pair(text(rows[0][0]), integer(rows[0][1]));
+}
+
+// "Type/id" of a relative reference whose type is one of `types`; "" otherwise.
+std::string refOf(const rapidjson::Value* ref, std::initializer_list<const char*> types) {
+  if (!ref) return {};
+  const std::string r(str(*ref, "reference"));
+  for (const char* t : types) {
+    const std::string prefix = std::string(t) + "/";
+    if (r.rfind(prefix, 0) == 0 && fhir::ResourceService::isValidId(r.substr(prefix.size()))) return r;
+  }
+  return {};
+}
+
+bool periodCoversToday(const rapidjson::Value& coverage) {
+  const rapidjson::Value* period = member(coverage, "period");
+  if (!period) return true;
+  const std::string today = isoUtc(nowUs()).substr(0, 10);
+  const std::string start(str(*period, "start")), end(str(*period, "end"));
+  return (start.empty() || start.substr(0, 10) <= today) && (end.empty() || end.substr(0, 10) >= today);
+}
+
+// The payor Organization of a Coverage, or "".
+std::string insurerOf(const rapidjson::Value& coverage) {
+  if (const rapidjson::Value* payors = member(coverage, "payor"); payors && payors->IsArray()) {
+    for (const auto& p : payors->GetArray())
+      if (std::string ref = refOf(&p, {"Organization"}); !ref.empty()) return ref;
+  }
+  return {};
+}
+
+}  // namespace
+
+fhir::WriteOutcome claimInvoice(fhir::ResourceService& service, const std::string& invoiceId,
+                                const std::string& parametersJson) {
+  fhir::ResourceService::checkId(invoiceId);
+  std::string coverageParam, providerParam;
+  if (!parametersJson.empty()) {
+    const rapidjson::Document params = parseExact(parametersJson);
+    if (str(params, "resourceType") != "Parameters") {
+      throw FhirError(400, IssueType::Invalid, "$claim takes a Parameters resource", "Parameters");
+    }
+    if (const rapidjson::Value* ps = member(params, "parameter"); ps && ps->IsArray()) {
+      for (const auto& p : ps->GetArray()) {
+        const std::string_view name = str(p, "name");
+        if (name == "coverage") {
+          coverageParam = refOf(member(p, "valueReference"), {"Coverage"});
+          if (coverageParam.empty()) {
+            throw FhirError(400, IssueType::Value, "coverage must be a valueReference to Coverage/<id>", "Parameters.parameter");
+          }
+        } else if (name == "provider") {
+          providerParam = refOf(member(p, "valueReference"), {"Organization", "Practitioner", "PractitionerRole"});
+          if (providerParam.empty()) {
+            throw FhirError(400, IssueType::Value,
+                            "provider must be a valueReference to Organization, Practitioner or PractitionerRole",
+                            "Parameters.parameter");
+          }
+        }
+      }
+    }
+  }
+  (void)service.read("Invoice", invoiceId);  // 404 / 410
+  fhir::WriteOutcome out;
+  service.runAtomic([&](fhir::WriteContext& ctx) {
+    fhir::StoreTransaction& tx = ctx.tx();
+    tx.lockKey("claim:Invoice/" + invoiceId);
+    const auto invoice = liveResource(tx, "Invoice", invoiceId);
+    if (!invoice) throw FhirError(404, IssueType::NotFound, "Invoice/" + invoiceId + " is not known");
+    const rapidjson::Document inv = parseExact(invoice->first);
+    const std::string status(str(inv, "status"));
+    if (status != "issued" && status != "balanced") {
+      throw FhirError(422, IssueType::BusinessRule, "Invoice/" + invoiceId + " is " + status + "; only issued or balanced invoices are claimed",
+                      "Invoice.status");
+    }
+    const std::string patient = refOf(member(inv, "subject"), {"Patient"});
+    if (patient.empty()) {
+      throw FhirError(422, IssueType::BusinessRule, "Invoice/" + invoiceId + " is not for a Patient (subject)", "Invoice.subject");
+    }
+    // One live Claim per Invoice.
+    for (const SqlRow& r : tx.query({"SELECT c.id, v.content FROM search_token t "
+                                     "JOIN resource_current c ON c.type = t.type AND c.id = t.id "
+                                     "JOIN resource_version v ON v.seq = c.seq "
+                                     "WHERE t.type = 'Claim' AND t.param = 'identifier' AND t.system = ? AND t.code = ? "
+                                     "AND NOT c.deleted",
+                                     {std::string(kInvoiceClaimSystem), invoiceId}})) {
+      const std::string s(str(fhir::parseJson(text(r[1])), "status"));
+      if (s == "cancelled" || s == "entered-in-error") continue;
+      throw FhirError(409, IssueType::Duplicate,
+                      "Invoice/" + invoiceId + " is already claimed by Claim/" + text(r[0]) +
+                          " (cancel that Claim to claim again)",
+                      "Invoice");
+    }
+    // The Coverage and its insurer.
+    std::string coverage, insurer;
+    if (!coverageParam.empty()) {
+      const auto cov = liveResource(tx, "Coverage", coverageParam.substr(9));
+      if (!cov) throw FhirError(422, IssueType::NotFound, coverageParam + " is not known", "Parameters.parameter");
+      const rapidjson::Document c = parseExact(cov->first);
+      if (refOf(member(c, "beneficiary"), {"Patient"}) != patient) {
+        throw FhirError(422, IssueType::BusinessRule, coverageParam + " does not cover " + patient, "Coverage.beneficiary");
+      }
+      if (str(c, "status") != "active") {
+        throw FhirError(422, IssueType::BusinessRule, coverageParam + " is not active", "Coverage.status");
+      }
+      insurer = insurerOf(c);
+      if (insurer.empty()) {
+        throw FhirError(422, IssueType::BusinessRule, coverageParam + " has no insurer (no Organization payor): self-pay is not claimed",
+                        "Coverage.payor");
+      }
+      coverage = coverageParam;
+    } else {
+      int64_t bestOrder = INT64_MAX;
+      std::string bestId;
+      for (const SqlRow& r : tx.query({"SELECT c.id, v.content FROM search_reference s "
+                                       "JOIN resource_current c ON c.type = s.type AND c.id = s.id "
+                                       "JOIN resource_version v ON v.seq = c.seq "
+                                       "WHERE s.type = 'Coverage' AND s.param = 'beneficiary' AND s.target_type = 'Patient' "
+                                       "AND s.target_id = ? AND NOT c.deleted",
+                                       {patient.substr(8)}})) {
+        const rapidjson::Document c = parseExact(text(r[1]));
+        if (str(c, "status") != "active" || !periodCoversToday(c)) continue;
+        const std::string payor = insurerOf(c);
+        if (payor.empty()) continue;
+        int64_t order = INT64_MAX - 1;
+        if (const rapidjson::Value* o = member(c, "order"); o && o->IsString()) order = std::stoll(o->GetString());
+        const std::string id = text(r[0]);
+        if (order < bestOrder || (order == bestOrder && id < bestId)) {
+          bestOrder = order;
+          bestId = id;
+          insurer = payor;
+        }
+      }
+      if (bestId.empty()) {
+        throw FhirError(422, IssueType::BusinessRule,
+                        patient + " has no active Coverage with an insurer (an Organization payor); nothing to claim",
+                        "Coverage");
+      }
+      coverage = "Coverage/" + bestId;
+    }
+    std::string provider = providerParam;
+    if (provider.empty()) provider = refOf(member(inv, "issuer"), {"Organization"});
+    if (provider.empty()) {
+      throw FhirError(422, IssueType::Required,
+                      "No provider: the Invoice has no issuer Organization; pass the parameter provider", "Parameters.parameter");
+    }
+
+    // Items: one per Invoice line, net = all of its price components but informational.
+    const rapidjson::Value* gross = member(inv, "totalGross");
+    const std::string currency = gross ? std::string(str(*gross, "currency")) : std::string();
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    Decimal sum;
+    w.StartObject();
+    writeString(w, "resourceType", "Claim");
+    w.Key("identifier");
+    w.StartArray();
+    w.StartObject();
+    writeString(w, "system", kInvoiceClaimSystem);
+    writeString(w, "value", invoiceId);
+    w.EndObject();
+    w.EndArray();
+    writeString(w, "status", "active");
+    w.Key("type");
+    const std::string claimType =
+        R"({"coding":[{"system":"http://terminology.hl7.org/CodeSystem/claim-type","code":"institutional"}]})";
+    w.RawValue(claimType.c_str(), claimType.size(), rapidjson::kObjectType);
+    writeString(w, "use", "claim");
+    auto reference = [&](const char* key, const std::string& ref) {
+      w.Key(key);
+      w.StartObject();
+      writeString(w, "reference", ref);
+      w.EndObject();
+    };
+    reference("patient", patient);
+    writeString(w, "created", isoUtc(nowUs()));
+    reference("insurer", insurer);
+    reference("provider", provider);
+    w.Key("priority");
+    const std::string priority =
+        R"({"coding":[{"system":"http://terminology.hl7.org/CodeSystem/processpriority","code":"normal"}]})";
+    w.RawValue(priority.c_str(), priority.size(), rapidjson::kObjectType);
+    w.Key("insurance");
+    w.StartArray();
+    w.StartObject();
+    w.Key("sequence");
+    w.Int(1);
+    w.Key("focal");
+    w.Bool(true);
+    reference("coverage", coverage);
+    w.EndObject();
+    w.EndArray();
+    w.Key("item");
+    w.StartArray();
+    int sequence = 0;
+    if (const rapidjson::Value* lines = member(inv, "lineItem"); lines && lines->IsArray()) {
+      for (const auto& line : lines->GetArray()) {
+        Decimal net;
+        if (const rapidjson::Value* pcs = member(line, "priceComponent"); pcs && pcs->IsArray()) {
+          for (const auto& pc : pcs->GetArray()) {
+            const std::string_view type = str(pc, "type");
+            const auto amount = moneyAt(member(pc, "amount"));
+            if (!amount || type == "informational") continue;
+            if (type == "discount" || type == "deduction") net -= amount->value;
+            else net += amount->value;
+          }
+        }
+        sum += net;
+        // productOrService: the code of the ChargeItem the line bills.
+        std::string code = R"({"text":"Invoice line"})";
+        const std::string chargeItem = refOf(member(line, "chargeItemReference"), {"ChargeItem"});
+        if (!chargeItem.empty()) {
+          if (const auto ci = liveResource(tx, "ChargeItem", chargeItem.substr(11))) {
+            rapidjson::Document d;
+            d.Parse<rapidjson::kParseNumbersAsStringsFlag>(ci->first.c_str());
+            if (const rapidjson::Value* c = member(d, "code"); c && c->IsObject()) {
+              rapidjson::StringBuffer cb;
+              rapidjson::Writer<rapidjson::StringBuffer> cw(cb);
+              c->Accept(cw);
+              code = cb.GetString();
+            }
+          }
+        }
+        w.StartObject();
+        w.Key("sequence");
+        w.Int(++sequence);
+        w.Key("productOrService");
+        w.RawValue(code.c_str(), code.size(), rapidjson::kObjectType);
+        w.Key("net");
+        writeMoney(w, net, currency);
+        w.EndObject();
+      }
+    }
+    w.EndArray();
+    if (sequence == 0) throw FhirError(422, IssueType::BusinessRule, "Invoice/" + invoiceId + " has no lines to claim", "Invoice.lineItem");
+    const auto total = moneyAt(gross);
+    if (total && !(total->value == sum)) {
+      throw FhirError(422, IssueType::BusinessRule,
+                      "The lines of Invoice/" + invoiceId + " add up to " + sum.toString() + ", not its totalGross " +
+                          total->value.toString(),
+                      "Invoice.totalGross");
+    }
+    w.Key("total");
+    writeMoney(w, total ? total->value : sum, currency);
+    w.EndObject();
+    out = ctx.create("Claim", std::string(buf.GetString(), buf.GetSize()));
+  });
+  return out;
 }
 
 }  // namespace hearth::workflows

@@ -10,6 +10,7 @@
 #include "workflow_support.h"
 #include "hearth/fhir/error.h"
 #include "hearth/fhir/json.h"
+#include "hearth/fhir/interactions.h"
 #include "hearth/fhir/search_index.h"
 #include "hearth/fhir/store.h"
 
@@ -172,7 +173,72 @@ void check(StoreTransaction& tx, const fhir::StoredVersion& v, const BookingGuar
   }
 }
 
+// Slot ids of an Appointment body (relative references), whatever its status.
+std::vector<std::string> slotsOf(std::string_view json) {
+  std::vector<std::string> out;
+  const rapidjson::Document doc = fhir::parseJson(json);
+  if (auto slots = doc.FindMember("slot"); slots != doc.MemberEnd() && slots->value.IsArray()) {
+    for (const auto& s : slots->value.GetArray()) {
+      auto [type, id] = splitReference(str(s, "reference"));
+      if (type == "Slot") out.push_back(std::move(id));
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+// Content and version of the live Slot/id, if any.
+std::optional<std::pair<std::string, int64_t>> liveSlot(StoreTransaction& tx, const std::string& id) {
+  const auto rows = tx.query({"SELECT v.content, c.version FROM resource_current c JOIN resource_version v ON v.seq = c.seq "
+                              "WHERE c.type = 'Slot' AND c.id = ? AND NOT c.deleted",
+                              {id}});
+  if (rows.empty()) return std::nullopt;
+  return std::make_pair(text(rows[0][0]), integer(rows[0][1]));
+}
+
+// `slotJson` with status set to `status` (numbers kept verbatim).
+std::string withSlotStatus(const std::string& slotJson, const std::string& status) {
+  return fhir::applyJsonPatch(slotJson, R"([{"op":"replace","path":"/status","value":)" + jsonString(status) + "}]");
+}
+
+void syncSlots(fhir::WriteContext& ctx, const fhir::StoredVersion& v) {
+  if (v.type != "Appointment") return;
+  StoreTransaction& tx = ctx.tx();
+  std::vector<std::string> now, before;
+  if (!v.deleted && isActive(str(fhir::parseJson(v.json), "status"))) now = slotsOf(v.json);
+  if (v.version > 1) {
+    for (const SqlRow& r : tx.query({"SELECT content FROM resource_version WHERE type = 'Appointment' AND id = ? AND version = ?",
+                                     {v.id, v.version - 1}})) {
+      if (!text(r[0]).empty()) before = slotsOf(text(r[0]));
+    }
+  }
+  for (const std::string& id : now) {
+    const auto slot = liveSlot(tx, id);
+    if (!slot) continue;
+    const std::string status(str(fhir::parseJson(slot->first), "status"));
+    if (status == "busy") continue;  // held by this Appointment (the booking guard refuses a second holder)
+    if (status != "free" && status != "busy-tentative") {
+      throw FhirError(409, IssueType::Conflict, "Slot/" + id + " is " + status + " and cannot be booked",
+                      "Appointment.slot");
+    }
+    ctx.update("Slot", id, withSlotStatus(slot->first, "busy"), slot->second);
+  }
+  for (const std::string& id : before) {
+    if (std::binary_search(now.begin(), now.end(), id)) continue;
+    const auto slot = liveSlot(tx, id);
+    if (!slot || str(fhir::parseJson(slot->first), "status") != "busy") continue;
+    bool held = false;
+    for (const SqlRow& row : candidates(tx, "slot", "Slot", id, v.id, false, 0, 0)) {
+      if (isActive(str(fhir::parseJson(text(row.at(1))), "status"))) held = true;
+    }
+    if (!held) ctx.update("Slot", id, withSlotStatus(slot->first, "free"), slot->second);
+  }
+}
+
 }  // namespace
+
+void installSlotSync(fhir::ResourceService& service) { service.addWriteFollower(syncSlots); }
 
 void installBookingGuard(fhir::ResourceService& service, BookingGuardOptions options) {
   service.addWriteObserver([options](StoreTransaction& tx, const fhir::StoredVersion& v) { check(tx, v, options); });

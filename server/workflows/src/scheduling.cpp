@@ -167,7 +167,6 @@ fhir::WriteOutcome bookAppointment(fhir::ResourceService& service, const std::st
   const std::vector<std::string> slots = slotIds(doc);
   fhir::WriteOutcome out;
   service.runAtomic([&](fhir::WriteContext& ctx) {
-    out = ctx.create("Appointment", body);
     for (const std::string& id : slots) {
       const auto slot = current(ctx.tx(), "Slot", id);
       if (!slot) throw FhirError(422, IssueType::NotFound, "Slot/" + id + " does not exist", "Appointment.slot");
@@ -176,8 +175,9 @@ fhir::WriteOutcome bookAppointment(fhir::ResourceService& service, const std::st
         throw FhirError(409, IssueType::Conflict, "Slot/" + id + " is " + std::string(str(s, "status")) + ", not free",
                         "Appointment.slot");
       }
-      ctx.update("Slot", id, withStatus(slot->first, "busy"), slot->second);
     }
+    // The slot sync (booking.h, installSlotSync) marks the Slots busy in this transaction.
+    out = ctx.create("Appointment", body);
   });
   return out;
 }

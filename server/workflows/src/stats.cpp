@@ -1,6 +1,7 @@
 #include "hearth/workflows/stats.h"
 
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <vector>
 
@@ -8,6 +9,7 @@
 #include "hearth/fhir/error.h"
 #include "hearth/fhir/search_index.h"
 #include "hearth/workflows/money.h"
+#include "hearth/workflows/stock.h"
 
 namespace hearth::workflows {
 
@@ -36,7 +38,8 @@ Decimal toDecimal(double v) {
 
 }  // namespace
 
-std::string hospitalStats(fhir::ResourceStore& store, const std::string& start, const std::string& end) {
+std::string hospitalStats(fhir::ResourceStore& store, const std::string& start, const std::string& end,
+                          int expiringWithinDays) {
   int64_t from = 0, ignore = 0, to = 0;
   if (start.empty() || !fhir::fhirDateRange(start, from, ignore)) {
     throw FhirError(400, IssueType::Invalid, "start must be a FHIR date or dateTime", "start");
@@ -80,6 +83,20 @@ std::string hospitalStats(fhir::ResourceStore& store, const std::string& start, 
        "AND t.param || '' = 'status' AND t.code || '' IN ('cancelled', 'entered-in-error', 'proposed', 'waitlist'))",
        {from, to}});
 
+  // Wait: the linked Encounter's period.start minus the Appointment's start, for the period's
+  // Appointments that an Encounter names (Encounter.appointment). The reference row is found by
+  // its target ((target_type, target_id) index); the Encounter's date row by (type, id): the
+  // `e.param || ''` keeps SQLite from scanning every Encounter's date row through
+  // (type, param, lo) for each appointment.
+  const auto wait = store.query(
+      {"SELECT count(*), avg(e.lo - d.lo) FROM search_date d "
+       "JOIN search_reference r ON r.target_type = 'Appointment' AND r.target_id = d.id "
+       "AND r.type = 'Encounter' AND r.param = 'appointment' "
+       "JOIN search_date e ON e.type = 'Encounter' AND e.id = r.id AND e.param || '' = 'date' "
+       "WHERE d.type = 'Appointment' AND d.param = 'date' AND d.lo >= ? AND d.lo <= ? "
+       "AND e.lo > ?",  // an Encounter period without a start is open (INT64_MIN): no wait to measure
+       {from, to, std::numeric_limits<int64_t>::min()}});
+
   std::map<std::string, Decimal> invoiced, collected;
   for (const SqlRow& row : store.query(
            {"SELECT q.code, q.value, t.code FROM search_date d CROSS JOIN search_token t CROSS JOIN search_quantity q "
@@ -98,6 +115,24 @@ std::string hospitalStats(fhir::ResourceStore& store, const std::string& start, 
       "AND d.param = 'whenhandedover' AND d.lo >= ? AND d.lo <= ? AND EXISTS (SELECT 1 FROM search_token t "
       "WHERE t.type = d.type AND t.id = d.id AND t.param || '' = 'status' AND t.code || '' = 'completed')",
       {from, to});
+
+  // Pharmacy, as of today (not the period): Medications whose usable stock (unexpired lots) is
+  // below their reorder level, and lots with units left that expire within N days (expired ones
+  // still on the shelf included). The stock tables hold one row per Medication / lot.
+  const std::string today = isoUtc(nowUs()).substr(0, 10);
+  const std::string soon = addDays(today, expiringWithinDays);
+  const auto lowStock = store.query(
+      {"SELECT i.medication_id, i.reorder_level, "
+       "coalesce(sum(CASE WHEN l.expiry >= ? THEN l.quantity ELSE 0 END), 0) AS usable "
+       "FROM stock_item i LEFT JOIN stock_lot l ON l.medication_id = i.medication_id WHERE i.reorder_level > 0 "
+       "GROUP BY i.medication_id, i.reorder_level "
+       "HAVING coalesce(sum(CASE WHEN l.expiry >= ? THEN l.quantity ELSE 0 END), 0) < i.reorder_level "
+       "ORDER BY i.medication_id LIMIT 1000",
+       {today, today}});
+  const auto expiring = store.query(
+      {"SELECT medication_id, lot, expiry, quantity FROM stock_lot WHERE quantity > 0 AND expiry <= ? "
+       "ORDER BY expiry, medication_id, lot LIMIT 1000",
+       {soon}});
 
   std::string out = R"({"resourceType":"Parameters","parameter":[)";
   bool first = true;
@@ -128,6 +163,12 @@ std::string hospitalStats(fhir::ResourceStore& store, const std::string& start, 
     const Decimal days = Decimal::divide(micros, Decimal::fromInt(86400LL * 1000000LL), 2);
     part("averageLeadDays", R"("valueDecimal":)" + days.toString());
   }
+  if (!wait.empty() && integer(wait[0][0]) > 0) {
+    const double* avgUs = std::get_if<double>(&wait[0][1]);
+    const Decimal micros = toDecimal(avgUs ? *avgUs : static_cast<double>(integer(wait[0][1])));
+    part("averageWaitMinutes", R"("valueDecimal":)" + Decimal::divide(micros, Decimal::fromInt(60LL * 1000000LL), 2).toString());
+    integerPart("waitSamples", integer(wait[0][0]));
+  }
   for (const auto& [currency, sum] : invoiced) {
     part("invoiced", R"("valueMoney":{"value":)" + sum.round(2).toString() + R"(,"currency":)" + jsonString(currency) + "}");
   }
@@ -135,6 +176,20 @@ std::string hospitalStats(fhir::ResourceStore& store, const std::string& start, 
     part("collected", R"("valueMoney":{"value":)" + sum.round(2).toString() + R"(,"currency":)" + jsonString(currency) + "}");
   }
   integerPart("dispensed", dispensed);
+  integerPart("lowStockItems", static_cast<int64_t>(lowStock.size()));
+  for (const SqlRow& r : lowStock) {
+    part("lowStock", R"("part":[{"name":"medication","valueReference":{"reference":)" + jsonString("Medication/" + text(r[0])) +
+                         R"(}},{"name":"usable","valueInteger":)" + std::to_string(integer(r[2])) +
+                         R"(},{"name":"reorderLevel","valueInteger":)" + std::to_string(integer(r[1])) + "}]");
+  }
+  integerPart("expiringLots", static_cast<int64_t>(expiring.size()));
+  for (const SqlRow& r : expiring) {
+    part("expiring", R"("part":[{"name":"medication","valueReference":{"reference":)" + jsonString("Medication/" + text(r[0])) +
+                         R"(}},{"name":"lot","valueString":)" + jsonString(text(r[1])) +
+                         R"(},{"name":"expiry","valueDate":)" + jsonString(text(r[2])) +
+                         R"(},{"name":"quantity","valueInteger":)" + std::to_string(integer(r[3])) +
+                         R"(},{"name":"expired","valueBoolean":)" + (text(r[2]) < today ? "true" : "false") + "}]");
+  }
   out += "]}";
   return out;
 }

@@ -4,6 +4,10 @@
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/Net/WebSocket.h>
 #include <Poco/URI.h>
 #include <rapidjson/document.h>
 
@@ -61,8 +65,13 @@ bool parseSubscription(std::string_view json, const std::string& id, Subscriptio
     throw FhirError(422, IssueType::Required, "Subscription.channel is required", "Subscription.channel");
   }
   const rapidjson::Value& ch = channel->value;
+  if (str(ch, "type") == "websocket") {  // pings over a client's WebSocket: nothing else to check
+    s.channel = "websocket";
+    out = std::move(s);
+    return true;
+  }
   if (str(ch, "type") != "rest-hook") {
-    throw FhirError(422, IssueType::NotSupported, "Only the rest-hook channel is supported",
+    throw FhirError(422, IssueType::NotSupported, "Only the rest-hook and websocket channels are supported",
                     "Subscription.channel.type");
   }
   s.endpoint = std::string(str(ch, "endpoint"));
@@ -165,10 +174,10 @@ void SubscriptionHub::onWrite(fhir::StoreTransaction& tx, const fhir::StoredVers
     const std::string criteria = s.query.empty() ? "_id=" + v.id : s.query + "&_id=" + v.id;
     if (search_.matchIds(s.type, criteria, &tx, 1).empty()) continue;
     const int64_t now = nowUs();
-    tx.execute({"INSERT INTO event_outbox (id, subscription_id, resource, seq, payload, status, attempts, "
-                "next_attempt_us, created_us) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
-                {fhir::newResourceId(), s.id, v.type + "/" + v.id + "/_history/" + std::to_string(v.version), v.seq,
-                 s.payload.empty() ? std::string() : v.json, now, now}});
+    tx.execute({"INSERT INTO event_outbox (id, kind, subscription_id, resource, seq, payload, status, attempts, "
+                "next_attempt_us, created_us) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
+                {fhir::newResourceId(), s.channel, s.id, v.type + "/" + v.id + "/_history/" + std::to_string(v.version),
+                 v.seq, s.payload.empty() || s.channel != "rest-hook" ? std::string() : v.json, now, now}});
   }
   std::lock_guard<std::mutex> lock(runMutex_);
   wake_.notify_one();
@@ -195,6 +204,7 @@ void SubscriptionHub::run() {
     bool worked = false;
     try {
       worked = deliverOne();
+      worked = deliverWebSocketPings() || worked;
     } catch (const std::exception&) {
       worked = false;  // store unavailable: try again after the poll interval
     }
@@ -248,7 +258,8 @@ bool SubscriptionHub::deliverOne() {
   const auto rows = store.query(
       {"SELECT e.id, e.subscription_id, e.payload, e.attempts FROM event_outbox e "
        "WHERE e.kind = 'rest-hook' AND e.status = 'pending' AND e.next_attempt_us <= ? AND NOT EXISTS (SELECT 1 "
-       "FROM event_outbox o WHERE o.subscription_id = e.subscription_id AND o.status = 'pending' AND o.seq < e.seq) "
+       "FROM event_outbox o WHERE o.subscription_id = e.subscription_id AND o.status = 'pending' AND o.seq < e.seq "
+       "AND o.kind = e.kind) "
        "ORDER BY e.next_attempt_us, e.seq LIMIT 1",
        {nowUs()}});
   if (rows.empty()) return false;
@@ -274,6 +285,10 @@ bool SubscriptionHub::deliverOne() {
     finish("dropped", "the subscription is gone or off", 0);
     return true;
   }
+  if (s.channel != "rest-hook") {  // the channel changed since the write: nothing to POST to
+    finish("dropped", "the subscription is no longer rest-hook", 0);
+    return true;
+  }
   const std::string error = post(s, payload, options_.timeoutMs);
   if (error.empty()) {
     finish("delivered", "", 0);
@@ -284,6 +299,170 @@ bool SubscriptionHub::deliverOne() {
     finish("pending", error, nowUs() + backoff);
   }
   return true;
+}
+
+}  // namespace hearth::workflows
+
+// ---- websocket channel ----
+
+namespace hearth::workflows {
+
+struct SubscriptionHub::WsConnection {
+  explicit WsConnection(Poco::Net::WebSocket s) : ws(std::move(s)) {}
+  Poco::Net::WebSocket ws;
+  std::mutex sendMutex;  // the request thread (bound, pong) and the dispatcher (ping) both send
+  bool sendText(const std::string& text) {
+    std::lock_guard<std::mutex> lock(sendMutex);
+    try {
+      ws.sendFrame(text.data(), static_cast<int>(text.size()), Poco::Net::WebSocket::FRAME_TEXT);
+      return true;
+    } catch (const Poco::Exception&) {
+      return false;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+};
+
+void SubscriptionHub::serveWebSocket(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
+  {
+    std::lock_guard<std::mutex> lock(wsMutex_);
+    if (wsClosing_) throw FhirError(503, IssueType::Transient, "The server is shutting down");
+    if (wsConnections_.size() >= kMaxWebSockets) {
+      throw FhirError(503, IssueType::Transient,
+                      "Too many open subscription WebSockets (" + std::to_string(kMaxWebSockets) + "); retry later");
+    }
+  }
+  std::shared_ptr<WsConnection> conn;
+  try {
+    conn = std::make_shared<WsConnection>(Poco::Net::WebSocket(req, resp));  // answers 101 on success
+  } catch (const Poco::Net::WebSocketException&) {
+    throw FhirError(400, IssueType::Invalid, "Not a WebSocket handshake (GET with Upgrade: websocket, version 13)");
+  }
+  {
+    std::lock_guard<std::mutex> lock(wsMutex_);
+    wsConnections_.insert(conn);
+  }
+  conn->ws.setReceiveTimeout(Poco::Timespan(1, 0));
+  std::vector<char> buf(4096);
+  std::set<std::string> mine;  // subscriptions this connection bound
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(wsMutex_);
+      if (wsClosing_) break;
+    }
+    int flags = 0, n = 0;
+    try {
+      n = conn->ws.receiveFrame(buf.data(), static_cast<int>(buf.size()), flags);
+    } catch (const Poco::TimeoutException&) {
+      continue;
+    } catch (const Poco::Exception&) {
+      break;  // reset, oversized frame, closed under us
+    }
+    const int op = flags & Poco::Net::WebSocket::FRAME_OP_BITMASK;
+    if ((n == 0 && flags == 0) || op == Poco::Net::WebSocket::FRAME_OP_CLOSE) break;
+    if (op == Poco::Net::WebSocket::FRAME_OP_PING) {
+      std::lock_guard<std::mutex> lock(conn->sendMutex);
+      try {
+        conn->ws.sendFrame(buf.data(), n, static_cast<int>(Poco::Net::WebSocket::FRAME_FLAG_FIN) | static_cast<int>(Poco::Net::WebSocket::FRAME_OP_PONG));
+      } catch (const Poco::Exception&) {
+        break;
+      }
+      continue;
+    }
+    if (op != Poco::Net::WebSocket::FRAME_OP_TEXT) continue;
+    std::string msg(buf.data(), static_cast<size_t>(n));
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r' || msg.back() == ' ')) msg.pop_back();
+    if (msg.rfind("bind ", 0) != 0) {
+      if (!conn->sendText("error unknown command; send: bind <subscription id>")) break;
+      continue;
+    }
+    const std::string id = msg.substr(5);
+    std::string why;
+    if (!fhir::ResourceService::isValidId(id)) {
+      why = "not a valid id";
+    } else {
+      try {
+        const auto current = service_.store().read("Subscription", id);
+        Subscription sub;
+        if (!current || current->deleted) why = "no such Subscription";
+        else if (!parseSubscription(current->json, id, sub)) why = "the Subscription is off";
+        else if (sub.channel != "websocket") why = "the Subscription's channel is not websocket";
+      } catch (const FhirError&) {
+        why = "the Subscription cannot be served";
+      } catch (const std::exception&) {
+        why = "the store is unavailable; retry";
+      }
+    }
+    if (!why.empty()) {
+      if (!conn->sendText("error " + (fhir::ResourceService::isValidId(id) ? id : std::string("-")) + " " + why)) break;
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(wsMutex_);
+      wsBound_[id].insert(conn);
+    }
+    mine.insert(id);
+    if (!conn->sendText("bound " + id)) break;
+  }
+  std::lock_guard<std::mutex> lock(wsMutex_);
+  for (const std::string& id : mine) {
+    auto it = wsBound_.find(id);
+    if (it == wsBound_.end()) continue;
+    it->second.erase(conn);
+    if (it->second.empty()) wsBound_.erase(it);
+  }
+  wsConnections_.erase(conn);
+  try {
+    std::lock_guard<std::mutex> sendLock(conn->sendMutex);
+    conn->ws.shutdown();  // close frame (1000)
+  } catch (const Poco::Exception&) {
+  } catch (const std::exception&) {
+  }
+}
+
+void SubscriptionHub::closeWebSockets() {
+  std::lock_guard<std::mutex> lock(wsMutex_);
+  wsClosing_ = true;  // the request threads see it within their 1 s receive timeout
+}
+
+bool SubscriptionHub::deliverWebSocketPings() {
+  // Every node reads the recent websocket rows and pings its own bound connections (a client is
+  // connected to one node; several nodes may hold clients of one subscription), so no node marks
+  // a row done for the others: each remembers the rows it has handled, and rows past the window
+  // are deleted by whichever node sees them first. The window is far longer than a writing
+  // transaction (a row becomes visible when its write commits).
+  constexpr int64_t kWindowUs = 60LL * 1000000;
+  fhir::ResourceStore& store = service_.store();
+  const int64_t now = nowUs();
+  const auto rows = store.query(
+      {"SELECT id, subscription_id FROM event_outbox WHERE kind = 'websocket' AND status = 'pending' "
+       "AND created_us >= ? ORDER BY seq LIMIT 1000",
+       {now - kWindowUs}});
+  bool sentAny = false;
+  for (const SqlRow& r : rows) {
+    const std::string id = text(r[0]), subId = text(r[1]);
+    std::vector<std::shared_ptr<WsConnection>> targets;
+    {
+      std::lock_guard<std::mutex> lock(wsMutex_);
+      if (!wsHandled_.emplace(id, now).second) continue;
+      if (auto it = wsBound_.find(subId); it != wsBound_.end()) targets.assign(it->second.begin(), it->second.end());
+    }
+    for (const auto& c : targets) sentAny = c->sendText("ping " + subId) || sentAny;
+  }
+  {
+    std::lock_guard<std::mutex> lock(wsMutex_);
+    for (auto it = wsHandled_.begin(); it != wsHandled_.end();) {
+      it = it->second < now - 2 * kWindowUs ? wsHandled_.erase(it) : std::next(it);
+    }
+  }
+  if (now - wsLastCleanupUs_ > kWindowUs) {
+    wsLastCleanupUs_ = now;
+    auto tx = store.begin();
+    tx->execute({"DELETE FROM event_outbox WHERE kind = 'websocket' AND created_us < ?", {now - 2 * kWindowUs}});
+    tx->commit();
+  }
+  return sentAny;
 }
 
 }  // namespace hearth::workflows

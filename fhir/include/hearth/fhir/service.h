@@ -172,6 +172,29 @@ class ResourceService {
   using WriteObserver = std::function<void(StoreTransaction& tx, const StoredVersion& v)>;
   void addWriteObserver(WriteObserver observer) { observers_.push_back(std::move(observer)); }
 
+  // Called for every create and update (plain interactions and atomic units alike, never for a
+  // delete) inside the writing transaction, before the version is stamped and stored and before
+  // the write observers run, with the body that is about to be stored, which the transform may
+  // rewrite: it returns true when it changed `body` (the service then parses the new body and
+  // extracts its search index again; the body must stay a valid resource of `type` with the same
+  // id), false to keep it. `isNew`: no live current version (create, update-as-create, update of
+  // a deleted resource). This is how the server assigns values that must be taken in the same
+  // transaction as the write (a hospital MRN from a counter row: a second transaction on the
+  // side would wait for the writer lock this one holds on SQLite). A FhirError rolls the write
+  // back and propagates; a retried unit calls the transforms again with the original body. The
+  // same rules as observers apply: read and write through `tx` only; register before serving.
+  using WriteTransform =
+      std::function<bool(StoreTransaction& tx, std::string_view type, std::string_view id, bool isNew, std::string& body)>;
+  void addWriteTransform(WriteTransform transform) { transforms_.push_back(std::move(transform)); }
+
+  // Called for every version written, after the write observers, with a WriteContext on the same
+  // transaction, for writes that follow from this one (an Appointment taking or freeing its Slot):
+  // they go through the usual rules, transforms, observers and followers, are cached after the
+  // commit like the version itself, and commit or roll back with it. A follower must not write
+  // the resource it was called for (no loops). Register before the service handles requests.
+  using WriteFollower = std::function<void(WriteContext& ctx, const StoredVersion& v)>;
+  void addWriteFollower(WriteFollower follower) { followers_.push_back(std::move(follower)); }
+
   // 404 unless `type` is a concrete R4 resource type; 400 unless `id` is a valid FHIR id.
   void checkType(std::string_view type) const;
   static void checkId(std::string_view id);
@@ -194,6 +217,12 @@ class ResourceService {
   void notifyWrite(StoreTransaction& tx, const StoredVersion& v) const {
     for (const WriteObserver& o : observers_) o(tx, v);
   }
+  // Runs the followers of `v` and appends what they wrote to `written`.
+  void runFollowers(StoreTransaction& tx, const StoredVersion& v, std::vector<StoredVersion>& written);
+  // Runs the write transforms on a copy of `body`; when one changed it, returns the new body and
+  // sets `index` to the new body's search index (after validating it again).
+  std::optional<std::string> transformWrite(StoreTransaction& tx, std::string_view type, std::string_view id, bool isNew,
+                                            std::string_view body, std::vector<IndexRow>& index);
 
   ResourceStore& store_;
   const Model& model_;
@@ -202,6 +231,8 @@ class ResourceService {
   ServiceOptions options_;
   std::unique_ptr<CurrentVersionCache> cache_;
   std::vector<WriteObserver> observers_;
+  std::vector<WriteTransform> transforms_;
+  std::vector<WriteFollower> followers_;
   GroupCommitter* appliedCommitter() const { return committer_ ? committer_.get() : appliedOnly_.get(); }
   std::unique_ptr<GroupCommitter> appliedOnly_;  // applied units when committer_ is off
   std::unique_ptr<GroupCommitter> committer_;  // declared last: stopped first

@@ -46,6 +46,13 @@ struct RegistrationConfig {
   // registration.duplicate-check = reject: a new Patient with the same family and given name,
   // birth date and phone as a live one -> 409. off: no check.
   bool rejectDuplicates = false;
+  // registration.mrn.*: the hospital medical record number the server assigns to every Patient
+  // (workflows/registration.h). Off by default: a general FHIR server stores what it is given;
+  // a hospital deployment turns it on.
+  bool mrnEnabled = false;
+  std::string mrnSystem = "http://hospital.example.org/fhir/sid/mrn";
+  std::string mrnFormat = "MRN{000000}";
+  bool mrnAcceptClient = false;  // keep a client-supplied MRN on create (legacy migration)
 };
 
 struct SchedulingConfig {

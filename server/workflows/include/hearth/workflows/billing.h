@@ -42,4 +42,23 @@ fhir::WriteOutcome generateInvoice(fhir::ResourceService& service, fhir::SearchE
 std::string payInvoice(fhir::ResourceService& service, const std::string& invoiceId, const std::string& parametersJson);
 std::string invoiceBalance(fhir::ResourceService& service, const std::string& invoiceId);
 
+// POST Invoice/<id>/$claim, optional Parameters coverage (valueReference Coverage/<id>) and
+// provider (valueReference Organization|Practitioner|PractitionerRole/<id>): creates the Claim
+// for the Invoice to the patient's insurer, in one unit serialised per Invoice:
+//   - the Invoice must be issued or balanced, its subject a Patient;
+//   - the Coverage: the one named, else the patient's (beneficiary) active Coverages whose period
+//     (if any) includes today, lowest `order` first; its payor must include an Organization (the
+//     insurer): self-pay Coverages (payor Patient/RelatedPerson) are not claimable (422);
+//   - Claim: status active, use claim, type institutional, priority normal, created now, patient,
+//     insurer (the payor Organization), provider (the parameter, else the Invoice's issuer; 422
+//     without either), insurance [{sequence 1, focal true, coverage}], one item per Invoice line
+//     (sequence, productOrService = the ChargeItem's code, net = the line's base + surcharge -
+//     discount + tax, exact decimals as on the Invoice) and total = the Invoice's totalGross (the
+//     items add up to it exactly), identifier urn:hearth:invoice-claim|<invoice id>;
+//   - one live Claim per Invoice: a second $claim while one exists that is not cancelled or
+//     entered-in-error -> 409 naming it.
+// Returns the created Claim's version.
+fhir::WriteOutcome claimInvoice(fhir::ResourceService& service, const std::string& invoiceId,
+                                const std::string& parametersJson);
+
 }  // namespace hearth::workflows

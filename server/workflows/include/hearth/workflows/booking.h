@@ -36,4 +36,16 @@ struct BookingGuardOptions {
 // Registers the guard on `service` (before it serves requests).
 void installBookingGuard(fhir::ResourceService& service, BookingGuardOptions options = {});
 
+// Keeps Slot.status in step with the Appointments that hold the Slots (a write follower, so the
+// Slot changes in the transaction of the Appointment write, whichever way it is written: POST,
+// PUT, PATCH, transaction/batch entries, $book, $cancel):
+//  - an active Appointment (statuses above) referencing Slot/<id>: a free or busy-tentative Slot
+//    becomes busy; a busy-unavailable or entered-in-error Slot cannot be booked (409); a Slot that
+//    does not exist is left to referential checks (nothing happens);
+//  - a Slot the Appointment held before this version (cancelled, noshow, another inactive status,
+//    the slot reference removed, or the Appointment deleted) becomes free again when it is busy
+//    and no other active Appointment holds it.
+// Slot?schedule=...&status=free&start=ge... then answers what is free.
+void installSlotSync(fhir::ResourceService& service);
+
 }  // namespace hearth::workflows

@@ -9,6 +9,7 @@
 //    it twice creates nothing new. Answers Parameters created / skipped.
 //  - POST Appointment/$book with an Appointment (status booked if absent): creates it and marks
 //    each referenced Slot busy, in one transaction; a Slot that is not free -> 409, nothing stored.
+//    (The Slot changes through the slot sync of booking.h, as for a plain Appointment write.)
 //    Walk-ins are booked the same way without a slot (start/end and participants only).
 //  - POST Appointment/<id>/$cancel with optional Parameters status (cancelled | noshow, default
 //    cancelled) and reason (valueString): sets the status and frees its Slots, in one transaction.

@@ -13,6 +13,15 @@
 //                          balanced, per currency (exact decimal sum)
 //   collected.<currency>   the same for balanced (paid) Invoices
 //   dispensed              MedicationDispenses completed (status completed) handed over in the period
+//   averageWaitMinutes     mean minutes from an Appointment's start to the period.start of the
+//                          Encounter that names it (Encounter.appointment), over the period's
+//                          Appointments that have one (negative when seen early; two decimals);
+//                          waitSamples: how many such pairs. Both absent when there are none.
+//   lowStockItems, lowStock   as of today: Medications whose usable stock (unexpired lots) is
+//                          below their reorder level (> 0): medication, usable, reorderLevel
+//   expiringLots, expiring as of today: lots with units left whose expiry is within
+//                          expiring-within days (default 30; already expired ones included, flagged
+//                          expired): medication, lot, expiry, quantity, expired (at most 1000 each)
 // The period is [start, end] in whole days or instants, start's lower bound to end's upper bound.
 #include <string>
 
@@ -22,6 +31,7 @@ namespace hearth::workflows {
 
 // The figures as a FHIR Parameters resource (compact JSON). Throws FhirError 400 for a missing
 // or malformed start/end or end before start.
-std::string hospitalStats(fhir::ResourceStore& store, const std::string& start, const std::string& end);
+std::string hospitalStats(fhir::ResourceStore& store, const std::string& start, const std::string& end,
+                          int expiringWithinDays = 30);
 
 }  // namespace hearth::workflows

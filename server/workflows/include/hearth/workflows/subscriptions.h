@@ -23,16 +23,35 @@
 //    Subscription is written; it is read inside a writing transaction (never on a second
 //    connection, which could exhaust the pool under load).
 //  - Deleting the Subscription (or setting it off) drops its undelivered notifications.
+//  - Channel websocket (R4 subscription.html#2.46.7.2): no endpoint. A client opens a WebSocket
+//    to <base>/websocket (ws:// or wss://; the handshake GET needs read access like any read),
+//    sends the text "bind <subscription id>" (a live websocket Subscription, else the answer is
+//    "error <id> <reason>") and gets "bound <id>"; for every notification of that subscription
+//    each bound connection gets "ping <id>" (the client then runs the criteria search). Pings are
+//    enqueued like rest-hook notifications (so only for committed writes, in write order); every
+//    node reads the rows of the last minute and pings the connections bound to it at that moment
+//    (several nodes on one PostgreSQL database each serve their own clients), and rows older than
+//    two minutes are deleted: a subscription nobody is bound to gets no backlog (R4 websockets
+//    carry none). WebSocket ping frames are answered with pong; at most
+//    kMaxWebSockets connections are open at once (more: 503); closeWebSockets() closes them all
+//    (shutdown, before the HTTP server waits for in-flight requests).
 // Thread-safe; install() before the service handles requests, start() once listening.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
+
+namespace Poco::Net {
+class HTTPServerRequest;
+class HTTPServerResponse;
+}  // namespace Poco::Net
 
 #include "hearth/fhir/search.h"
 #include "hearth/fhir/service.h"
@@ -57,10 +76,18 @@ class SubscriptionHub {
   void start();    // starts the dispatcher thread
   void stop();     // stops it (waits for a delivery in flight, at most timeoutMs)
 
+  static constexpr size_t kMaxWebSockets = 16;
+  // Serves one WebSocket connection on the request thread until it closes (see the contract).
+  // Throws FhirError 400 for a request that is not a WebSocket handshake, 503 when kMaxWebSockets
+  // are open or the hub is closing; nothing has been sent to the client then.
+  void serveWebSocket(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp);
+  void closeWebSockets();
+
   struct Subscription {
     std::string id;
     std::string type;      // criteria resource type
     std::string query;     // criteria query string (may be empty: every resource of the type)
+    std::string channel = "rest-hook";  // rest-hook | websocket
     std::string endpoint;
     std::string payload;   // channel.payload; empty = ping
     std::vector<std::string> headers;
@@ -71,6 +98,15 @@ class SubscriptionHub {
   std::shared_ptr<const std::vector<Subscription>> active(fhir::StoreTransaction& tx);
   void run();
   bool deliverOne();
+  bool deliverWebSocketPings();  // sends the due websocket pings; true if there were any
+
+  struct WsConnection;
+  std::mutex wsMutex_;
+  bool wsClosing_ = false;
+  std::set<std::shared_ptr<WsConnection>> wsConnections_;
+  std::map<std::string, std::set<std::shared_ptr<WsConnection>>> wsBound_;  // subscription id -> connections
+  std::map<std::string, int64_t> wsHandled_;  // websocket outbox rows this node has handled -> when
+  int64_t wsLastCleanupUs_ = 0;               // dispatcher thread only
 
   fhir::ResourceService& service_;
   fhir::SearchEngine& search_;
