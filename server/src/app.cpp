@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "access_log.h"
+#include "auth_runtime.h"
 #include "hearth/fhir/model.h"
 #include "hearth/fhir/service.h"
 #include "hearth/server/config.h"
@@ -206,7 +207,24 @@ int HearthApp::main(const std::vector<std::string>&) {
   std::unique_ptr<AccessLog> accessLog;
   if (cfg.log.access) accessLog = std::make_unique<AccessLog>(logOut);
 
+  // Keys, token/session cache and roles (auth_runtime.h); needed even with auth off, because the
+  // authorization server answers its discovery documents either way.
+  std::unique_ptr<AuthRuntime> authRuntime;
+  try {
+    authRuntime = std::make_unique<AuthRuntime>(cfg);
+  } catch (const ConfigError& e) {
+    logEvent("error", std::string("configuration error: ") + e.what());
+    return EXIT_CONFIG;
+  } catch (const std::exception& e) {
+    logEvent("error", std::string("cannot set up authentication: ") + e.what());
+    return EXIT_CANTCREAT;
+  }
+  logEvent("info", std::string("auth: ") + (cfg.auth.enabled ? "enabled" : "DISABLED (open, loopback only)") +
+                       ", cache " + authRuntime->cache().backend() + ", " +
+                       std::to_string(authRuntime->keys().verificationKeys().size()) + " signing keys");
+
   ServerContext ctx{cfg, service, search, interactions, metrics, accessLog.get(), kVersion};
+  ctx.auth = authRuntime.get();
 
   // HL7 v2 bridge: messages accepted but not processed before the last stop are processed before
   // the MLLP listener takes new ones (so they keep their order).

@@ -27,6 +27,7 @@
 #include "hearth/workflows/registration.h"
 #include "hearth/workflows/scheduling.h"
 #include "hearth/workflows/stats.h"
+#include "auth_runtime.h"
 #include "hl7_outbox.h"
 #include "hl7_bridge.h"
 
@@ -341,7 +342,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       r.status = e.status();
       r.body = fhir::operationOutcomeJson(e.issues());
       if (e.status() == 405) r.header("Allow", allow_);
-      if (e.status() == 401) r.header("WWW-Authenticate", "Bearer realm=\"hearth\"");
+      if (e.status() == 401) r.header("WWW-Authenticate", challenge_.empty() ? "Bearer realm=\"hearth\"" : challenge_);
     } catch (const std::exception& e) {
       // Internals go to the log with the request id, never to the client.
       logEvent("error", std::string("unhandled error: ") + e.what(), requestId_);
@@ -430,26 +431,27 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     throw FhirError(405, IssueType::NotSupported, "Method " + req.getMethod().substr(0, 16) + " is not allowed here; allowed: " + allow_);
   }
 
-  // 401 / 403 under the interim bearer-token scheme; /fhir/metadata stays public.
-  void authorize(const HTTPServerRequest& req, bool write) {
-    const AuthConfig& a = ctx_.config.auth;
-    if (!a.enabled) return;
-    const std::string h = req.get("Authorization", "");
-    if (h.size() <= 7 || Poco::icompare(h.substr(0, 7), "bearer ") != 0) {
-      throw FhirError(401, IssueType::Login, "Authentication required: send Authorization: Bearer <token>");
+  // Establishes who is asking (auth_runtime.h) and remembers it in access_: 401 without or with a
+  // bad token, 403 for a write with a read-only static token. Open (auth off) and Service contexts
+  // behave as before; User/Backend tokens pass here, policy enforcement comes on top.
+  // /fhir/metadata stays public.
+  auth::AccessContext authorize(const HTTPServerRequest& req, bool write) {
+    if (!ctx_.auth || !ctx_.auth->enabled()) {
+      access_ = auth::AccessContext{};
+      return access_;
     }
-    Poco::SHA2Engine sha(Poco::SHA2Engine::SHA_256);
-    sha.update(h.substr(7));
-    const std::string digest = Poco::DigestEngine::digestToHex(sha.digest());
-    const TokenGrant* grant = nullptr;
-    for (const TokenGrant& g : a.tokens) {
-      // Compare every byte regardless of mismatches (constant time per candidate).
-      unsigned diff = 0;
-      for (size_t i = 0; i < 64; ++i) diff |= static_cast<unsigned>(g.sha256Hex[i] ^ digest[i]);
-      if (diff == 0) grant = &g;
+    try {
+      access_ = ctx_.auth->authenticate(req.get("Authorization", ""), base(req));
+    } catch (const AuthError& e) {
+      challenge_ = e.challenge();
+      throw FhirError(e.status(), IssueType::Login, e.what());
+    } catch (const auth::CacheUnavailable&) {
+      throw FhirError(503, IssueType::Transient, "The token service is temporarily unavailable; retry shortly");
     }
-    if (!grant) throw FhirError(401, IssueType::Login, "The bearer token is not valid");
-    if (write && !grant->write) throw FhirError(403, IssueType::Forbidden, "This token may read but not write");
+    if (access_.kind == auth::AccessContext::Kind::Service && write && !access_.serviceWrite) {
+      throw FhirError(403, IssueType::Forbidden, "This token may read but not write");
+    }
+    return access_;
   }
 
   void dispatch(HTTPServerRequest& req, const std::string& path, Response& r) {
@@ -1096,6 +1098,8 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
   }
 
   ServerContext& ctx_;
+  auth::AccessContext access_;  // who is asking (set by authorize())
+  std::string challenge_;       // WWW-Authenticate of an authentication failure
   Route route_ = Route::Unknown;
   std::string requestId_;
   std::string allow_;

@@ -18,6 +18,7 @@
 namespace hearth::server {
 
 class Hl7Bridge;
+class AuthRuntime;
 
 struct ServerContext {
   const Config& config;
@@ -31,6 +32,7 @@ struct ServerContext {
   std::atomic<bool> tls{false};
   std::atomic<int> boundPort{0};  // the HTTP port actually bound (differs from config with port 0)
   Hl7Bridge* hl7 = nullptr;       // the inbound HL7 v2 bridge; null when MLLP is off
+  AuthRuntime* auth = nullptr;    // keys, cache, roles, token check (auth_runtime.h); always set by app.cpp
 };
 
 class HearthRequestHandlerFactory : public Poco::Net::HTTPRequestHandlerFactory {
