@@ -19,6 +19,7 @@
 
 #include "access_log.h"
 #include "auth_runtime.h"
+#include "auth_server.h"
 #include "hearth/fhir/model.h"
 #include "hearth/fhir/service.h"
 #include "hearth/server/config.h"
@@ -223,8 +224,11 @@ int HearthApp::main(const std::vector<std::string>&) {
                        ", cache " + authRuntime->cache().backend() + ", " +
                        std::to_string(authRuntime->keys().verificationKeys().size()) + " signing keys");
 
+  AuthServer authServer(*authRuntime, service, search);
+
   ServerContext ctx{cfg, service, search, interactions, metrics, accessLog.get(), kVersion};
   ctx.auth = authRuntime.get();
+  ctx.authServer = &authServer;
 
   // HL7 v2 bridge: messages accepted but not processed before the last stop are processed before
   // the MLLP listener takes new ones (so they keep their order).

@@ -28,6 +28,7 @@
 #include "hearth/workflows/scheduling.h"
 #include "hearth/workflows/stats.h"
 #include "auth_runtime.h"
+#include "auth_server.h"
 #include "hl7_outbox.h"
 #include "hl7_bridge.h"
 
@@ -503,6 +504,12 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       throw FhirError(404, IssueType::NotFound, "No such endpoint under /admin/hl7/outbox");
     }
     // --- end HL7 v2 outbox ---
+    // ---- BEGIN SMART authorization server (auth_server.h) ----
+    if (ctx_.authServer && !segs.empty()) {
+      std::vector<std::string> s(segs.begin(), segs.end());
+      if (AuthServer::handles(s)) return authServer(req, method, std::move(s), r);
+    }
+    // ---- END SMART authorization server ----
     // ---- BEGIN HL7 bridge ops view (/admin/hl7/messages; see hl7Messages below) ----
     if (segs.size() >= 3 && segs[0] == "admin" && segs[1] == "hl7" && segs[2] == "messages") {
       return hl7Messages(req, method, segs, r);
@@ -517,7 +524,8 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       route_ = Route::Metadata;
       if (method != "GET") methodNotAllowed(req, "GET, HEAD");
       xml_ = negotiate(req, query_);
-      r.body = fhir::capabilityStatementJson(ctx_.softwareVersion, base(req));
+      r.body = fhir::capabilityStatementJson(ctx_.softwareVersion, base(req),
+                                             ctx_.authServer ? ctx_.authServer->capabilitySecurityJson(base(req)) : "");
       return;
     }
     authorize(req, write);
@@ -943,6 +951,30 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       throw FhirError(400, IssueType::Invalid, "expiring-within must be a number of days (0 to 3650)", "expiring-within");
     }
     return std::stoi(*v);
+  }
+
+  // The authorization server's endpoints: their own (OAuth / HTML / JSON) bodies and errors.
+  void authServer(HTTPServerRequest& req, const std::string& method, std::vector<std::string> segs, Response& r) {
+    route_ = Route::Auth;
+    AuthHttpRequest a;
+    a.method = method;
+    a.segments = std::move(segs);
+    a.query = query_.params;
+    const std::string ct = req.get("Content-Type", "");
+    a.contentType = trimLower(std::string_view(ct).substr(0, ct.find(';')));
+    if (method != "GET" && hasBody(req)) {
+      bodyRead_ = true;
+      a.body = readBody(req, std::min<size_t>(ctx_.config.http.bodyLimitBytes, 1024 * 1024), r);
+    }
+    a.authorization = req.get("Authorization", "");
+    a.cookie = req.get("Cookie", "");
+    a.fhirBase = base(req);
+    a.remoteAddress = req.clientAddress().host().toString();
+    AuthHttpResponse out = ctx_.authServer->handle(a);
+    r.status = out.status;
+    r.contentType = out.contentType.empty() ? std::string("application/json") : out.contentType;
+    r.body = std::move(out.body);
+    for (auto& [k, v] : out.headers) r.header(std::move(k), std::move(v));
   }
 
   // ---- BEGIN HL7 bridge ops view ----

@@ -19,6 +19,7 @@ namespace hearth::server {
 
 class Hl7Bridge;
 class AuthRuntime;
+class AuthServer;
 
 struct ServerContext {
   const Config& config;
@@ -33,6 +34,7 @@ struct ServerContext {
   std::atomic<int> boundPort{0};  // the HTTP port actually bound (differs from config with port 0)
   Hl7Bridge* hl7 = nullptr;       // the inbound HL7 v2 bridge; null when MLLP is off
   AuthRuntime* auth = nullptr;    // keys, cache, roles, token check (auth_runtime.h); always set by app.cpp
+  AuthServer* authServer = nullptr;  // /auth/..., /.well-known/..., /admin/users|clients (auth_server.h)
 };
 
 class HearthRequestHandlerFactory : public Poco::Net::HTTPRequestHandlerFactory {
