@@ -81,7 +81,7 @@ void HearthApp::handleOption(const std::string& name, const std::string& value) 
     helpRequested_ = true;
     Poco::Util::HelpFormatter help(options());
     help.setCommand(commandName());
-    help.setUsage("[options]");
+    help.setUsage("[options] | [options] user add|passwd|list ... | [options] client add|list ...");
     help.setHeader("Hearth: FHIR R4 + HL7v2 integration server. Every key of config/hearth.properties can be set with --set key=value.");
     help.format(std::cout);
     stopOptionsProcessing();
@@ -111,7 +111,7 @@ void HearthApp::initialize(Poco::Util::Application& self) {
   ServerApplication::initialize(self);
 }
 
-int HearthApp::main(const std::vector<std::string>&) {
+int HearthApp::main(const std::vector<std::string>& args) {
   if (helpRequested_) return EXIT_OK;
   Config cfg;
   try {
@@ -141,6 +141,14 @@ int HearthApp::main(const std::vector<std::string>&) {
   } catch (const std::exception& e) {
     logEvent("error", std::string("cannot open the store: ") + e.what());
     return EXIT_UNAVAILABLE;
+  }
+  // Admin CLI: `hearth user ...` / `hearth client ...` work on the store, then exit.
+  if (!args.empty()) {
+    if (args[0] != "user" && args[0] != "client") {
+      logEvent("error", "unknown command " + args[0].substr(0, 32) + "; commands: user, client (see --help)");
+      return EXIT_USAGE;
+    }
+    return runAuthCli(args, *store, cfg);
   }
   const auto& model = fhir::Model::r4();
 

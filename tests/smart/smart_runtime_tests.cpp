@@ -4,6 +4,9 @@
 // WWW-Authenticate: Bearer ... error="invalid_token"; no token -> 401 without an error code; the
 // interim static tokens keep working (read vs write).
 #include <cppunit/extensions/HelperMacros.h>
+#include <sys/wait.h>
+
+#include <cstdio>
 
 #include "hearth/auth/jwk.h"
 #include "hearth/auth/jwt.h"
@@ -26,6 +29,8 @@ class SmartRuntimeTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(badTokensAre401InvalidToken);
   CPPUNIT_TEST(staticTokensStillWork);
   CPPUNIT_TEST(metadataStaysPublic);
+  CPPUNIT_TEST(adminApiNeedsAdmin);
+  CPPUNIT_TEST(adminCliWritesTheStore);
   CPPUNIT_TEST_SUITE_END();
 
  public:
@@ -117,6 +122,65 @@ class SmartRuntimeTest : public CppUnit::TestFixture {
   void metadataStaysPublic() {
     auto r = http_->get("/fhir/metadata");
     CPPUNIT_ASSERT_EQUAL_MESSAGE(r.describe(), 200, r.status);
+  }
+
+  // /admin/users and /admin/clients: admin role or a write static token only.
+  void adminApiNeedsAdmin() {
+    auto r = http_->get("/admin/users");
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(r.describe(), 401, r.status);
+    r = http_->get("/admin/users", {{"Authorization", "Bearer " + kReadToken}});
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(r.describe(), 403, r.status);
+    TokenSpec doctor;
+    doctor.roles = {"doctor"};
+    doctor.fhirUser = "Practitioner/1";
+    r = http_->get("/admin/clients", {{"Authorization", "Bearer " + fx_->mint(*server_, doctor)}});
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(r.describe(), 403, r.status);
+    TokenSpec admin;
+    admin.roles = {"admin"};
+    const std::string adminJwt = fx_->mint(*server_, admin);
+    r = http_->post("/admin/users", R"({"id":"nurse1","password":"long-enough-pw","roles":["nurse"]})",
+                    {{"Authorization", "Bearer " + adminJwt}, {"Content-Type", "application/json"}});
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(r.describe(), 201, r.status);
+    CPPUNIT_ASSERT_MESSAGE("no password or hash in the answer", r.body.find("long-enough-pw") == std::string::npos &&
+                                                                   r.body.find("scrypt") == std::string::npos);
+    r = http_->post("/admin/users", R"({"id":"x1","password":"long-enough-pw","roles":["wizard"]})",
+                    {{"Authorization", "Bearer " + adminJwt}, {"Content-Type", "application/json"}});
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(r.describe(), 400, r.status);
+    r = http_->post("/admin/users", R"({"id":"x2","password":"short","roles":["nurse"]})",
+                    {{"Authorization", "Bearer " + kWriteToken}, {"Content-Type", "application/json"}});
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(r.describe(), 400, r.status);
+    r = http_->get("/admin/users", {{"Authorization", "Bearer " + kWriteToken}});
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(r.describe(), 200, r.status);
+    CPPUNIT_ASSERT(r.body.find("\"nurse1\"") != std::string::npos);
+    CPPUNIT_ASSERT(r.body.find("\"x2\"") == std::string::npos);
+  }
+
+  // `hearth user add` / `hearth client add` work on the configured store; the server sees them.
+  void adminCliWritesTheStore() {
+    const std::string cli = "'" + HearthProcess::binary() + "' --data-dir '" + server_->dataDir() + "' ";
+    auto run = [](const std::string& cmd, std::string* out = nullptr) {
+      FILE* p = ::popen(cmd.c_str(), "r");
+      std::string text;
+      char buf[1024];
+      size_t n;
+      while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
+      const int st = ::pclose(p);
+      if (out) *out = text;
+      return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    };
+    CPPUNIT_ASSERT_EQUAL(0, run("echo 'cli-password-1' | " + cli + "user add clidoc roles=doctor fhirUser=Practitioner/7 2>&1"));
+    CPPUNIT_ASSERT_EQUAL(65, run("echo 'cli-password-1' | " + cli + "user add clidoc roles=doctor 2>&1"));  // exists
+    CPPUNIT_ASSERT_EQUAL(65, run("echo 'cli-password-1' | " + cli + "user add other roles=nosuchrole 2>&1"));
+    std::string out;
+    CPPUNIT_ASSERT_EQUAL(0, run(cli + "client add cliapp type=confidential-symmetric redirect=https://app.example/cb 2>&1", &out));
+    CPPUNIT_ASSERT_MESSAGE(out, out.find("client_secret: ") != std::string::npos);
+    CPPUNIT_ASSERT_EQUAL(64, run(cli + "client frob 2>&1"));
+    auto r = http_->get("/admin/users/clidoc", {{"Authorization", "Bearer " + kWriteToken}});
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(r.describe(), 200, r.status);
+    CPPUNIT_ASSERT(r.body.find("Practitioner/7") != std::string::npos);
+    r = http_->get("/admin/clients/cliapp", {{"Authorization", "Bearer " + kWriteToken}});
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(r.describe(), 200, r.status);
+    CPPUNIT_ASSERT(r.body.find("confidential-symmetric") != std::string::npos);
   }
 
  private:
