@@ -23,7 +23,7 @@ bool looksLikeJwt(const std::string& t) {
   for (char c : t) {
     if (c == '.') {
       ++dots;
-    } else if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) {
+    } else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
       return false;
     }
   }
@@ -125,9 +125,18 @@ void AuthRuntime::denyToken(const std::string& jti, int64_t expiresAt) {
 
 bool AuthRuntime::denied(const std::string& jti) {
   if (localDeny_->get("deny:" + jti)) return true;
+  const int64_t nowMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch()).count();
+  // After a failure, skip the shared denylist for a few seconds instead of paying a connect
+  // timeout on every request while the cache is away (a simple circuit breaker).
+  if (nowMs < skipSharedUntilMs_.load(std::memory_order_relaxed)) {
+    if (config_.auth.denylistFailClosed) throw auth::CacheUnavailable("cache unavailable");
+    return false;
+  }
   try {
     return cache_->get("deny:" + jti).has_value();
   } catch (const auth::CacheUnavailable&) {
+    skipSharedUntilMs_.store(nowMs + 3000, std::memory_order_relaxed);
     if (config_.auth.denylistFailClosed) throw;
     // Fail open (see the header comment); say so in the log at most once a minute.
     const int64_t now = nowSeconds();
@@ -143,18 +152,30 @@ auth::AccessContext AuthRuntime::authenticate(const std::string& header, const s
   auth::AccessContext ctx;
   if (!enabled()) return ctx;  // Kind::Open
   if (header.size() <= 7 || Poco::icompare(header.substr(0, 7), "bearer ") != 0) {
+    audit(AuthEvent{AuthEvent::Type::AccessDenied, false, "", "", "", "", "", "", "no token", ""});
     throw AuthError(401, "", "Authentication required: send Authorization: Bearer <token>");
   }
   std::string token = header.substr(7);
   while (!token.empty() && token.front() == ' ') token.erase(token.begin());
   while (!token.empty() && token.back() == ' ') token.pop_back();
   if (token.empty()) throw AuthError(401, "", "Authentication required: send Authorization: Bearer <token>");
+  // JWT-shaped tokens are checked as access tokens first (the common, hot path); a static token
+  // that happens to look like one is still found when that check fails.
+  if (looksLikeJwt(token)) {
+    try {
+      return jwtToken(token, fhirBase);
+    } catch (const AuthError&) {
+      if (config_.auth.tokens.empty()) throw;
+      auth::AccessContext s = serviceToken(token);
+      if (s.kind == auth::AccessContext::Kind::Service) return s;
+      throw;
+    }
+  }
   if (!config_.auth.tokens.empty()) {
     auth::AccessContext s = serviceToken(token);
     if (s.kind == auth::AccessContext::Kind::Service) return s;
   }
-  if (!looksLikeJwt(token)) throw AuthError(401, "invalid_token", "The bearer token is not valid");
-  return jwtToken(token, fhirBase);
+  throw AuthError(401, "invalid_token", "The bearer token is not valid");
 }
 
 auth::AccessContext AuthRuntime::serviceToken(const std::string& token) const {
@@ -175,7 +196,48 @@ auth::AccessContext AuthRuntime::serviceToken(const std::string& token) const {
   return ctx;
 }
 
+std::optional<auth::AccessContext> AuthRuntime::memoGet(const std::string& key, int64_t now) {
+  const size_t h = std::hash<std::string>{}(key);
+  VerifiedShard& shard = verified_[h % kVerifiedShards];
+  std::lock_guard<std::mutex> lock(shard.mutex);
+  auto it = shard.entries.find(key);
+  if (it == shard.entries.end()) return std::nullopt;
+  if (it->second.expiresAt <= now) {
+    shard.entries.erase(it);
+    return std::nullopt;
+  }
+  return it->second;
+}
+
+void AuthRuntime::memoPut(const std::string& key, const auth::AccessContext& ctx, int64_t now) {
+  VerifiedShard& shard = verified_[std::hash<std::string>{}(key) % kVerifiedShards];
+  std::lock_guard<std::mutex> lock(shard.mutex);
+  if (shard.entries.size() >= kVerifiedPerShard) {
+    for (auto it = shard.entries.begin(); it != shard.entries.end();) {
+      it = it->second.expiresAt <= now ? shard.entries.erase(it) : std::next(it);
+    }
+    if (shard.entries.size() >= kVerifiedPerShard) shard.entries.clear();
+  }
+  shard.entries.emplace(key, ctx);
+}
+
 auth::AccessContext AuthRuntime::jwtToken(const std::string& token, const std::string& fhirBase) {
+  const int64_t now = nowSeconds();
+  // The whole token is the key (no digest to compute on the hot path); a hit means these exact
+  // bytes were verified before for this base.
+  std::string memoKey;
+  memoKey.reserve(token.size() + fhirBase.size() + 1);
+  memoKey += token;
+  memoKey += '\n';
+  memoKey += fhirBase;
+  if (auto hit = memoGet(memoKey, now)) {
+    if (denied(hit->jti)) {
+      audit(AuthEvent{AuthEvent::Type::AccessDenied, false, hit->subject, hit->clientId, hit->fhirUser, hit->patient,
+                      hit->jti, "", "revoked", ""});
+      throw AuthError(401, "invalid_token", "The access token has been revoked");
+    }
+    return *hit;
+  }
   maintainKeys();
   auth::Claims claims;
   try {
@@ -229,6 +291,8 @@ auth::AccessContext AuthRuntime::jwtToken(const std::string& token, const std::s
                     ctx.jti, "", "revoked", ""});
     throw AuthError(401, "invalid_token", "The access token has been revoked");
   }
+  // Remember it only while it is valid without the clock leeway the first check allowed.
+  if (ctx.expiresAt > now) memoPut(memoKey, ctx, now);
   return ctx;
 }
 

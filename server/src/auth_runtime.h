@@ -18,12 +18,16 @@
 //       denylist. client_credentials tokens (system/ scopes, sub == client_id) -> Kind::Backend,
 //       everything else -> Kind::User.
 //   anything else                  -> AuthError(401, "invalid_token").
+// A JWT that passed the checks is remembered (bounded, in memory) until its exp, so repeated requests
+// with one token skip the signature check; the denylist is still consulted on every request.
 //
 // Denylist and Redis outages (decision, issue 5 part 4: "requests with valid JWTs still work"):
 // the denylist lookup fails OPEN when the shared cache throws CacheUnavailable, unless
 // `auth.denylist.fail-closed=true` (then the request gets 503). Revocations made by this node are
 // also kept in a small in-process denylist that is consulted first, so this node still refuses
 // tokens it revoked while Redis is away. Tokens live at most one hour, which bounds the exposure.
+// After a failed lookup the shared denylist is skipped for 3 s, so an unreachable Redis costs one
+// timeout per 3 s rather than one per request.
 //
 // Audit hook: setAuditSink(fn) installs a callback that receives an AuthEvent for every login
 // (success and failure), token issue or refusal, revocation and authentication denial. The sink is
@@ -31,6 +35,7 @@
 // are swallowed and logged). Events never carry passwords, codes or tokens, only the token's jti.
 //
 // Thread-safety: every member may be called concurrently after construction.
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -39,6 +44,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "hearth/auth/access.h"
@@ -123,6 +129,18 @@ class AuthRuntime {
   void maintainKeys();
 
  private:
+  // Verified-token memo: token + base -> the AccessContext of a token that passed every
+  // check except the denylist (which is consulted on every request). Saves the signature check on
+  // repeated use of a token; bounded (entries dropped at exp, a full shard is cleared).
+  struct VerifiedShard {
+    std::mutex mutex;
+    std::unordered_map<std::string, auth::AccessContext> entries;
+  };
+  static constexpr size_t kVerifiedShards = 16;
+  static constexpr size_t kVerifiedPerShard = 1024;
+  std::optional<auth::AccessContext> memoGet(const std::string& key, int64_t now);
+  void memoPut(const std::string& key, const auth::AccessContext& ctx, int64_t now);
+
   auth::AccessContext serviceToken(const std::string& token) const;
   auth::AccessContext jwtToken(const std::string& token, const std::string& fhirBase);
   bool denied(const std::string& jti);
@@ -136,6 +154,8 @@ class AuthRuntime {
   std::shared_ptr<const AuditSink> sink_;
   std::atomic<int64_t> lastMaintain_{0};
   std::atomic<int64_t> lastOutageLog_{0};
+  std::atomic<int64_t> skipSharedUntilMs_{0};  // steady clock: shared denylist skipped until then
+  std::array<VerifiedShard, kVerifiedShards> verified_;
 };
 
 // The role catalog embedded at build time (config/roles.properties of the source tree).

@@ -879,11 +879,11 @@ struct AuthServer::Impl {
           err.description = "the assertion's jku is not registered for this client";
           return std::nullopt;
         }
-        keys = auth::parseJwks(fetchJwks(jku));
+        keys = s.jkuKeys(jku);
       } else if (!c->jwks.empty()) {
-        keys = auth::parseJwks(c->jwks);
+        keys = s.clientKeys(c->jwks);
       } else if (c->jku.size() == 1) {
-        keys = auth::parseJwks(fetchJwks(c->jku.front()));
+        keys = s.jkuKeys(c->jku.front());
       }
     } catch (const std::exception&) {
       err.description = "the client's keys could not be loaded";
@@ -1444,6 +1444,18 @@ struct AuthServer::Impl {
 
   // ------------------------------------------------------------------ dispatch
   void run() {
+    dispatch();
+    // Browser apps (public clients) read discovery and keys and call the token endpoint from
+    // their own origin: those answers carry no cookies or ambient authority, so any origin may read them.
+    const auto& seg = req.segments;
+    const std::string last = seg.empty() ? "" : seg.back();
+    if (last == "smart-configuration" || last == "openid-configuration" || last == "jwks" || last == "token" ||
+        last == "revoke" || last == "smart-style.json") {
+      r.headers.emplace_back("Access-Control-Allow-Origin", "*");
+    }
+  }
+
+  void dispatch() {
     const auto& seg = req.segments;
     if (req.method == "POST" && req.contentType == "application/x-www-form-urlencoded") {
       form = parseForm(req.body);
@@ -1484,6 +1496,34 @@ struct AuthServer::Impl {
 
 AuthServer::AuthServer(AuthRuntime& runtime, fhir::ResourceService& service, fhir::SearchEngine& search)
     : runtime_(runtime), service_(service), search_(search), directory_(service.store()) {}
+
+std::vector<auth::Jwk> AuthServer::clientKeys(const std::string& jwksText) {
+  const std::string k = sha256Raw(jwksText);
+  {
+    std::lock_guard<std::mutex> lock(keysMutex_);
+    auto it = parsedJwks_.find(k);
+    if (it != parsedJwks_.end()) return it->second;
+  }
+  std::vector<auth::Jwk> keys = auth::parseJwks(jwksText);  // throws JoseError
+  std::lock_guard<std::mutex> lock(keysMutex_);
+  if (parsedJwks_.size() >= 1000) parsedJwks_.clear();
+  parsedJwks_[k] = keys;
+  return keys;
+}
+
+std::vector<auth::Jwk> AuthServer::jkuKeys(const std::string& url) {
+  const int64_t now = nowSeconds();
+  {
+    std::lock_guard<std::mutex> lock(keysMutex_);
+    auto it = fetchedJku_.find(url);
+    if (it != fetchedJku_.end() && it->second.first > now) return it->second.second;
+  }
+  std::vector<auth::Jwk> keys = auth::parseJwks(fetchJwks(url));
+  std::lock_guard<std::mutex> lock(keysMutex_);
+  if (fetchedJku_.size() >= 1000) fetchedJku_.clear();
+  fetchedJku_[url] = {now + 300, keys};
+  return keys;
+}
 
 bool AuthServer::handles(const std::vector<std::string>& seg) {
   if (seg.empty()) return false;
@@ -1533,8 +1573,6 @@ std::string AuthServer::capabilitySecurityJson(const std::string& fhirBase) cons
   w.EndArray();
   w.EndObject();
   w.EndArray();
-  w.Key("cors");
-  w.Bool(true);
   w.Key("service");
   w.StartArray();
   w.StartObject();

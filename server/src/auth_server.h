@@ -22,12 +22,16 @@
 //
 // Secrets (passwords, codes, refresh tokens, client secrets) are stored only as hashes (cache keys
 // use SHA-256 of the value) and never logged. Thread-safe.
+#include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "auth_directory.h"
 #include "auth_runtime.h"
+#include "hearth/auth/jwk.h"
 #include "hearth/fhir/search.h"
 #include "hearth/fhir/service.h"
 
@@ -68,6 +72,13 @@ class AuthServer {
 
  private:
   struct Impl;
+  // Parsed client JWKS by their text (importing a key runs OpenSSL's public-key checks, which cost
+  // more than the signature check itself), and fetched jku documents for 5 minutes. Bounded.
+  std::vector<auth::Jwk> clientKeys(const std::string& jwksText);
+  std::vector<auth::Jwk> jkuKeys(const std::string& url);
+  std::mutex keysMutex_;
+  std::map<std::string, std::vector<auth::Jwk>> parsedJwks_;
+  std::map<std::string, std::pair<int64_t, std::vector<auth::Jwk>>> fetchedJku_;
   AuthRuntime& runtime_;
   fhir::ResourceService& service_;
   fhir::SearchEngine& search_;

@@ -136,6 +136,7 @@ scenarios['discovery'] = async () => {
     check(j.issuer === origin, `${path} issuer`, j.issuer);
     check(j.token_endpoint === `${origin}/auth/token`, `${path} token_endpoint`, j);
     check(JSON.stringify(j.code_challenge_methods_supported) === '["S256"]', `${path} S256 only`, j);
+    check(r.headers.get('access-control-allow-origin') === '*', `${path} readable cross-origin (CORS)`);
   }
   const md = await (await fetch(`${fhirBase}/metadata`)).json();
   const sec = md.rest[0].security;
