@@ -925,6 +925,7 @@ struct AuthServer::Impl {
   }
 
   std::string signAccessToken(const Grant& g, const std::string& sub, int lifetime, std::string& jtiOut, int64_t& expOut) {
+    rt().maintainKeys();  // key rotation is due-checked at most hourly
     const int64_t now = nowSeconds();
     jtiOut = randomToken(18);
     expOut = now + lifetime;
