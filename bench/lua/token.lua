@@ -2,7 +2,7 @@
 -- carries its own pre-signed client assertion (a jti is accepted once), taken in order from
 -- $HEARTH_BENCH_ASSERTIONS; thread k of n uses lines k, k+n, k+2n ... A thread that runs out wraps
 -- around, and the replayed assertions then fail (401, counted as status errors): size the file
--- for the run (auth_bench.sh does).
+-- for the run (token_bench.sh does).
 local common = dofile(os.getenv("HEARTH_BENCH_LUA_DIR") .. "/common.lua")
 local requests = {}
 local nextIndex = 1

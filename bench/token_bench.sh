@@ -3,10 +3,10 @@
 # (RS384 assertion verified, jti replay cache, RS256 access token signed), each request with its
 # own assertion. Optionally also authenticated vs unauthenticated read throughput.
 #
-#   bench/auth_bench.sh                          # 10 s, 16 connections, in-process cache
-#   bench/auth_bench.sh --redis redis://127.0.0.1:6379/0
-#   bench/auth_bench.sh --duration 20 --connections 32 --reads
-#   HEARTH_BINARY=/path/to/hearth bench/auth_bench.sh
+#   bench/token_bench.sh                          # 10 s, 16 connections, in-process cache
+#   bench/token_bench.sh --redis redis://127.0.0.1:6379/0
+#   bench/token_bench.sh --duration 20 --connections 32 --reads
+#   HEARTH_BINARY=/path/to/hearth bench/token_bench.sh
 # Needs wrk and node (20+). Loopback only; everything started is stopped at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +29,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -x $HEARTH ]] || { echo "no hearth binary at $HEARTH (build it or set HEARTH_BINARY)" >&2; exit 1; }
 
-WORK=$(mktemp -d /tmp/hearth-auth-bench.XXXXXX)
+WORK=$(mktemp -d /tmp/hearth-token-bench.XXXXXX)
 PID=""
 cleanup() {
   [[ -n $PID ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
@@ -51,7 +51,7 @@ ORIGIN="http://127.0.0.1:$PORT"
 # Enough distinct assertions for the run: 4,000/s is far above what 2 cores sign and verify.
 N=$((DURATION * 4000))
 echo "[auth-bench] signing $N client assertions"
-node bench/auth_bench_prep.mjs "$ORIGIN" "$ADMIN_TOKEN" "$N" "bench-svc" >"$WORK/assertions.txt"
+node bench/token_bench_prep.mjs "$ORIGIN" "$ADMIN_TOKEN" "$N" "bench-svc" >"$WORK/assertions.txt"
 
 export HEARTH_BENCH_LUA_DIR=$ROOT/bench/lua HEARTH_BENCH_ASSERTIONS=$WORK/assertions.txt HEARTH_BENCH_THREADS=$THREADS
 export HEARTH_BENCH_RESULT=$WORK/token.json

@@ -1,6 +1,6 @@
-// auth_bench.sh helper (Node built-ins only): registers a backend-service client with a fresh
+// token_bench.sh helper (Node built-ins only): registers a backend-service client with a fresh
 // RS384 key through the admin API, then prints N distinct client assertions (one per line) for
-// POST /auth/token. Usage: node auth_bench_prep.mjs <origin> <admin-token> <n> <client-id>
+// POST /auth/token. Usage: node token_bench_prep.mjs <origin> <admin-token> <n> <client-id>
 import { generateKeyPairSync, sign, randomBytes } from 'node:crypto';
 
 const [origin, adminToken, nText, clientId] = process.argv.slice(2);
