@@ -18,6 +18,8 @@
 #include <thread>
 
 #include "access_log.h"
+#include "auth_runtime.h"
+#include "auth_server.h"
 #include "hearth/fhir/model.h"
 #include "hearth/fhir/service.h"
 #include "hearth/server/config.h"
@@ -80,7 +82,7 @@ void HearthApp::handleOption(const std::string& name, const std::string& value) 
     helpRequested_ = true;
     Poco::Util::HelpFormatter help(options());
     help.setCommand(commandName());
-    help.setUsage("[options]");
+    help.setUsage("[options] | [options] user add|passwd|list ... | [options] client add|list ...");
     help.setHeader("Hearth: FHIR R4 + HL7v2 integration server. Every key of config/hearth.properties can be set with --set key=value.");
     help.format(std::cout);
     stopOptionsProcessing();
@@ -110,7 +112,7 @@ void HearthApp::initialize(Poco::Util::Application& self) {
   ServerApplication::initialize(self);
 }
 
-int HearthApp::main(const std::vector<std::string>&) {
+int HearthApp::main(const std::vector<std::string>& args) {
   if (helpRequested_) return EXIT_OK;
   Config cfg;
   try {
@@ -140,6 +142,14 @@ int HearthApp::main(const std::vector<std::string>&) {
   } catch (const std::exception& e) {
     logEvent("error", std::string("cannot open the store: ") + e.what());
     return EXIT_UNAVAILABLE;
+  }
+  // Admin CLI: `hearth user ...` / `hearth client ...` work on the store, then exit.
+  if (!args.empty()) {
+    if (args[0] != "user" && args[0] != "client") {
+      logEvent("error", "unknown command " + args[0].substr(0, 32) + "; commands: user, client (see --help)");
+      return EXIT_USAGE;
+    }
+    return runAuthCli(args, *store, cfg);
   }
   const auto& model = fhir::Model::r4();
 
@@ -213,8 +223,28 @@ int HearthApp::main(const std::vector<std::string>&) {
   std::unique_ptr<AccessLog> accessLog;
   if (cfg.log.access) accessLog = std::make_unique<AccessLog>(logOut);
 
+  // Keys, token/session cache and roles (auth_runtime.h); needed even with auth off, because the
+  // authorization server answers its discovery documents either way.
+  std::unique_ptr<AuthRuntime> authRuntime;
+  try {
+    authRuntime = std::make_unique<AuthRuntime>(cfg);
+  } catch (const ConfigError& e) {
+    logEvent("error", std::string("configuration error: ") + e.what());
+    return EXIT_CONFIG;
+  } catch (const std::exception& e) {
+    logEvent("error", std::string("cannot set up authentication: ") + e.what());
+    return EXIT_CANTCREAT;
+  }
+  logEvent("info", std::string("auth: ") + (cfg.auth.enabled ? "enabled" : "DISABLED (open, loopback only)") +
+                       ", cache " + authRuntime->cache().backend() + ", " +
+                       std::to_string(authRuntime->keys().verificationKeys().size()) + " signing keys");
+
+  AuthServer authServer(*authRuntime, service, search);
+
   ServerContext ctx{cfg, service, search, interactions, metrics, accessLog.get(), kVersion};
   if (cfg.subscriptions.enabled) ctx.subscriptions = &subscriptions;
+  ctx.auth = authRuntime.get();
+  ctx.authServer = &authServer;
 
   // HL7 v2 bridge: messages accepted but not processed before the last stop are processed before
   // the MLLP listener takes new ones (so they keep their order).

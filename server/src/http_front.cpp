@@ -29,6 +29,8 @@
 #include "hearth/workflows/scheduling.h"
 #include "hearth/workflows/stats.h"
 #include "hearth/workflows/subscriptions.h"
+#include "auth_runtime.h"
+#include "auth_server.h"
 #include "hl7_outbox.h"
 #include "hl7_bridge.h"
 
@@ -356,7 +358,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       r.status = e.status();
       r.body = fhir::operationOutcomeJson(e.issues());
       if (e.status() == 405) r.header("Allow", allow_);
-      if (e.status() == 401) r.header("WWW-Authenticate", "Bearer realm=\"hearth\"");
+      if (e.status() == 401) r.header("WWW-Authenticate", challenge_.empty() ? "Bearer realm=\"hearth\"" : challenge_);
     } catch (const std::exception& e) {
       // Internals go to the log with the request id, never to the client.
       logEvent("error", std::string("unhandled error: ") + e.what(), requestId_);
@@ -445,26 +447,27 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     throw FhirError(405, IssueType::NotSupported, "Method " + req.getMethod().substr(0, 16) + " is not allowed here; allowed: " + allow_);
   }
 
-  // 401 / 403 under the interim bearer-token scheme; /fhir/metadata stays public.
-  void authorize(const HTTPServerRequest& req, bool write) {
-    const AuthConfig& a = ctx_.config.auth;
-    if (!a.enabled) return;
-    const std::string h = req.get("Authorization", "");
-    if (h.size() <= 7 || Poco::icompare(h.substr(0, 7), "bearer ") != 0) {
-      throw FhirError(401, IssueType::Login, "Authentication required: send Authorization: Bearer <token>");
+  // Establishes who is asking (auth_runtime.h) and remembers it in access_: 401 without or with a
+  // bad token, 403 for a write with a read-only static token. Open (auth off) and Service contexts
+  // behave as before; User/Backend tokens pass here, policy enforcement comes on top.
+  // /fhir/metadata stays public.
+  auth::AccessContext authorize(const HTTPServerRequest& req, bool write) {
+    if (!ctx_.auth || !ctx_.auth->enabled()) {
+      access_ = auth::AccessContext{};
+      return access_;
     }
-    Poco::SHA2Engine sha(Poco::SHA2Engine::SHA_256);
-    sha.update(h.substr(7));
-    const std::string digest = Poco::DigestEngine::digestToHex(sha.digest());
-    const TokenGrant* grant = nullptr;
-    for (const TokenGrant& g : a.tokens) {
-      // Compare every byte regardless of mismatches (constant time per candidate).
-      unsigned diff = 0;
-      for (size_t i = 0; i < 64; ++i) diff |= static_cast<unsigned>(g.sha256Hex[i] ^ digest[i]);
-      if (diff == 0) grant = &g;
+    try {
+      access_ = ctx_.auth->authenticate(req.get("Authorization", ""), base(req));
+    } catch (const AuthError& e) {
+      challenge_ = e.challenge();
+      throw FhirError(e.status(), IssueType::Login, e.what());
+    } catch (const auth::CacheUnavailable&) {
+      throw FhirError(503, IssueType::Transient, "The token service is temporarily unavailable; retry shortly");
     }
-    if (!grant) throw FhirError(401, IssueType::Login, "The bearer token is not valid");
-    if (write && !grant->write) throw FhirError(403, IssueType::Forbidden, "This token may read but not write");
+    if (access_.kind == auth::AccessContext::Kind::Service && write && !access_.serviceWrite) {
+      throw FhirError(403, IssueType::Forbidden, "This token may read but not write");
+    }
+    return access_;
   }
 
   void dispatch(HTTPServerRequest& req, const std::string& path, Response& r) {
@@ -519,6 +522,12 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       throw FhirError(404, IssueType::NotFound, "No such endpoint under /admin/hl7/outbox");
     }
     // --- end HL7 v2 outbox ---
+    // ---- BEGIN SMART authorization server (auth_server.h) ----
+    if (ctx_.authServer && !segs.empty()) {
+      std::vector<std::string> s(segs.begin(), segs.end());
+      if (AuthServer::handles(s)) return authServer(req, method, std::move(s), r);
+    }
+    // ---- END SMART authorization server ----
     // ---- BEGIN HL7 bridge ops view (/admin/hl7/messages; see hl7Messages below) ----
     if (segs.size() >= 3 && segs[0] == "admin" && segs[1] == "hl7" && segs[2] == "messages") {
       return hl7Messages(req, method, segs, r);
@@ -533,7 +542,8 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       route_ = Route::Metadata;
       if (method != "GET") methodNotAllowed(req, "GET, HEAD");
       xml_ = negotiate(req, query_);
-      r.body = fhir::capabilityStatementJson(ctx_.softwareVersion, base(req));
+      r.body = fhir::capabilityStatementJson(ctx_.softwareVersion, base(req),
+                                             ctx_.authServer ? ctx_.authServer->capabilitySecurityJson(base(req)) : "");
       if (ctx_.subscriptions) {  // where the Subscription websocket channel is served
         std::string ws = base(req) + "/websocket";
         ws.replace(0, ws.find(':'), ws.rfind("https", 0) == 0 ? "wss" : "ws");
@@ -989,6 +999,30 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     return std::stoi(*v);
   }
 
+  // The authorization server's endpoints: their own (OAuth / HTML / JSON) bodies and errors.
+  void authServer(HTTPServerRequest& req, const std::string& method, std::vector<std::string> segs, Response& r) {
+    route_ = Route::Auth;
+    AuthHttpRequest a;
+    a.method = method;
+    a.segments = std::move(segs);
+    a.query = query_.params;
+    const std::string ct = req.get("Content-Type", "");
+    a.contentType = trimLower(std::string_view(ct).substr(0, ct.find(';')));
+    if (method != "GET" && hasBody(req)) {
+      bodyRead_ = true;
+      a.body = readBody(req, std::min<size_t>(ctx_.config.http.bodyLimitBytes, 1024 * 1024), r);
+    }
+    a.authorization = req.get("Authorization", "");
+    a.cookie = req.get("Cookie", "");
+    a.fhirBase = base(req);
+    a.remoteAddress = req.clientAddress().host().toString();
+    AuthHttpResponse out = ctx_.authServer->handle(a);
+    r.status = out.status;
+    r.contentType = out.contentType.empty() ? std::string("application/json") : out.contentType;
+    r.body = std::move(out.body);
+    for (auto& [k, v] : out.headers) r.header(std::move(k), std::move(v));
+  }
+
   // ---- BEGIN HL7 bridge ops view ----
   // GET  /admin/hl7/messages?status=&_count=   newest first, without message content
   // GET  /admin/hl7/messages/{id}                one message with its raw text, error and ACK
@@ -1142,6 +1176,8 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
   }
 
   ServerContext& ctx_;
+  auth::AccessContext access_;  // who is asking (set by authorize())
+  std::string challenge_;       // WWW-Authenticate of an authentication failure
   Route route_ = Route::Unknown;
   std::string requestId_;
   std::string allow_;

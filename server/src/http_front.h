@@ -22,6 +22,8 @@ class SubscriptionHub;
 namespace hearth::server {
 
 class Hl7Bridge;
+class AuthRuntime;
+class AuthServer;
 
 struct ServerContext {
   const Config& config;
@@ -37,6 +39,8 @@ struct ServerContext {
   Hl7Bridge* hl7 = nullptr;       // the inbound HL7 v2 bridge; null when MLLP is off
   // R4 Subscriptions; serves the websocket channel at /fhir/websocket. Null when subscriptions are off.
   workflows::SubscriptionHub* subscriptions = nullptr;
+  AuthRuntime* auth = nullptr;    // keys, cache, roles, token check (auth_runtime.h); always set by app.cpp
+  AuthServer* authServer = nullptr;  // /auth/..., /.well-known/..., /admin/users|clients (auth_server.h)
 };
 
 class HearthRequestHandlerFactory : public Poco::Net::HTTPRequestHandlerFactory {
