@@ -17,7 +17,9 @@
 #include <iostream>
 #include <thread>
 
+#include "access_control.h"
 #include "access_log.h"
+#include "audit.h"
 #include "hearth/fhir/model.h"
 #include "hearth/fhir/service.h"
 #include "hearth/server/config.h"
@@ -208,6 +210,17 @@ int HearthApp::main(const std::vector<std::string>&) {
 
   ServerContext ctx{cfg, service, search, interactions, metrics, accessLog.get(), kVersion};
 
+  // Access control and the audit trail (issue 5). The role catalogue comes with the auth runtime;
+  // without it only Open and Service (static token) contexts exist.
+  AccessControl access(nullptr, service, cfg.audit.enabled);
+  ctx.access = &access;
+  std::unique_ptr<AuditTrail> audit;
+  if (cfg.audit.enabled) {
+    audit = std::make_unique<AuditTrail>(service, access, static_cast<size_t>(cfg.audit.queueLimit));
+    audit->start();
+    ctx.audit = audit.get();
+  }
+
   // HL7 v2 bridge: messages accepted but not processed before the last stop are processed before
   // the MLLP listener takes new ones (so they keep their order).
   std::unique_ptr<Hl7Bridge> bridge;
@@ -318,6 +331,7 @@ int HearthApp::main(const std::vector<std::string>&) {
     notifier.stop();
     subscriptions.stop();
     if (hl7Outbox) hl7Outbox->stop();  // HL7 v2 outbound: finish the message in flight
+    if (audit) audit->stop();          // write every queued AuditEvent
     logEvent("info", "shutdown: background workers stopped");
   } catch (const Poco::Exception& e) {
     logEvent("error", "HTTP server failed: " + e.displayText());

@@ -137,6 +137,9 @@ Config Config::load(const Poco::Util::AbstractConfiguration& c) {
     g.write = access == "write";
     a.tokens.push_back(g);
   }
+  AuditConfig& au = cfg.audit;
+  au.enabled = boolKey(c, "audit.enabled", a.enabled);
+  au.queueLimit = intKey(c, "audit.queue-limit", au.queueLimit, 1, 10000000);
   if (a.enabled && a.tokens.empty()) throw ConfigError("auth.enabled=true needs at least one entry in auth.tokens");
   if (!a.enabled && !isLoopbackHost(h.host)) {
     throw ConfigError("http.host " + h.host +

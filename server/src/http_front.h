@@ -18,6 +18,8 @@
 namespace hearth::server {
 
 class Hl7Bridge;
+class AccessControl;
+class AuditTrail;
 
 struct ServerContext {
   const Config& config;
@@ -31,6 +33,8 @@ struct ServerContext {
   std::atomic<bool> tls{false};
   std::atomic<int> boundPort{0};  // the HTTP port actually bound (differs from config with port 0)
   Hl7Bridge* hl7 = nullptr;       // the inbound HL7 v2 bridge; null when MLLP is off
+  AccessControl* access = nullptr;  // FHIR access control (access_control.h); null = everything open
+  AuditTrail* audit = nullptr;      // the audit trail (audit.h); null when audit.enabled=false
 };
 
 class HearthRequestHandlerFactory : public Poco::Net::HTTPRequestHandlerFactory {

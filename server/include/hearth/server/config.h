@@ -81,6 +81,12 @@ struct AuthConfig {
   std::vector<TokenGrant> tokens;
 };
 
+// The audit trail (server/src/audit.h): AuditEvents for every FHIR interaction and denial.
+struct AuditConfig {
+  bool enabled = false;     // audit.enabled; default: on when auth.enabled, off otherwise
+  int queueLimit = 10000;   // audit.queue-limit: records waiting for the writer (then requests wait)
+};
+
 // The inbound HL7 v2 MLLP listener (the bridge). Off when enabled=false or port=-1.
 struct MllpConfig {
   bool enabled = true;
@@ -105,6 +111,7 @@ struct Config {
   NotificationsConfig notifications;
   LogConfig log;
   AuthConfig auth;
+  AuditConfig audit;
 
   // Reads every key from `c`, applying defaults; throws ConfigError naming the key on a bad value.
   static Config load(const Poco::Util::AbstractConfiguration& c);

@@ -1,0 +1,376 @@
+#include "audit.h"
+
+#include <Poco/Base64Encoder.h>
+
+#include <algorithm>
+#include <sstream>
+
+#include "access_control.h"
+#include "access_log.h"
+#include "hearth/fhir/json.h"
+
+namespace hearth::server {
+
+namespace {
+
+std::string base64(const std::string& bytes) {
+  std::ostringstream out;
+  Poco::Base64Encoder enc(out);
+  enc.rdbuf()->setLineLength(0);
+  enc << bytes;
+  enc.close();
+  return out.str();
+}
+
+void str(std::string& out, std::string_view name, std::string_view value) {
+  out += '"';
+  out += name;
+  out += "\":\"";
+  fhir::appendJsonEscaped(out, value);
+  out += '"';
+}
+
+void coding(std::string& out, std::string_view system, std::string_view code, std::string_view display) {
+  out += '{';
+  str(out, "system", system);
+  out += ',';
+  str(out, "code", code);
+  if (!display.empty()) {
+    out += ',';
+    str(out, "display", display);
+  }
+  out += '}';
+}
+
+void addUnique(std::vector<std::string>& v, std::string s, size_t cap) {
+  if (s.empty() || v.size() >= cap) return;
+  if (std::find(v.begin(), v.end(), s) == v.end()) v.push_back(std::move(s));
+}
+
+std::string member(const rapidjson::Value& v, const char* name) {
+  if (!v.IsObject()) return {};
+  auto it = v.FindMember(name);
+  return it != v.MemberEnd() && it->value.IsString() ? it->value.GetString() : std::string();
+}
+
+}  // namespace
+
+AuditTrail::AuditTrail(fhir::ResourceService& service, const AccessControl& access, size_t queueLimit)
+    : service_(service), access_(access), limit_(std::max<size_t>(queueLimit, 1)) {}
+
+AuditTrail::~AuditTrail() { stop(); }
+
+void AuditTrail::start() {
+  std::lock_guard lk(mu_);
+  if (started_) return;
+  started_ = true;
+  stopping_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void AuditTrail::stop() {
+  {
+    std::lock_guard lk(mu_);
+    if (!started_) return;
+    stopping_ = true;
+  }
+  notEmpty_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard lk(mu_);
+  started_ = false;
+}
+
+void AuditTrail::record(AuditRecord r) {
+  std::unique_lock lk(mu_);
+  notFull_.wait(lk, [&] { return queue_.size() < limit_ || stopping_ || !started_; });
+  if (!started_) {
+    // Not running (start-up or after stop): write synchronously so nothing is lost.
+    lk.unlock();
+    try {
+      const std::string json = toJson(r);
+      service_.create("AuditEvent", json);
+      std::lock_guard g(mu_);
+      ++written_;
+    } catch (const std::exception& e) {
+      std::lock_guard g(mu_);
+      ++failed_;
+      logEvent("error", std::string("audit: could not store an AuditEvent: ") + e.what());
+    }
+    return;
+  }
+  queue_.push_back(std::move(r));
+  notEmpty_.notify_one();
+}
+
+void AuditTrail::run() {
+  std::vector<AuditRecord> batch;
+  while (true) {
+    {
+      std::unique_lock lk(mu_);
+      notEmpty_.wait(lk, [&] { return !queue_.empty() || stopping_; });
+      if (queue_.empty() && stopping_) return;
+      while (!queue_.empty() && batch.size() < kBatch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    notFull_.notify_all();
+    std::vector<std::string> events;
+    events.reserve(batch.size());
+    for (const AuditRecord& r : batch) {
+      try {
+        events.push_back(toJson(r));
+      } catch (const std::exception&) {
+        // A body that cannot be parsed only loses its derived entities (toJson is defensive).
+      }
+    }
+    try {
+      service_.runAtomicAlone([&](fhir::WriteContext& w) {
+        for (const std::string& e : events) w.create("AuditEvent", e);
+      });
+      std::lock_guard lk(mu_);
+      written_ += events.size();
+    } catch (const std::exception& e) {
+      std::lock_guard lk(mu_);
+      failed_ += events.size();
+      logEvent("error", "audit: could not store " + std::to_string(events.size()) + " AuditEvents: " + e.what());
+    }
+    batch.clear();
+  }
+}
+
+uint64_t AuditTrail::written() const {
+  std::lock_guard lk(mu_);
+  return written_;
+}
+uint64_t AuditTrail::failed() const {
+  std::lock_guard lk(mu_);
+  return failed_;
+}
+
+void AuditTrail::setAgent(AuditRecord& r, const auth::AccessContext& who) {
+  using Kind = auth::AccessContext::Kind;
+  r.fhirUser = who.fhirUser;
+  r.subject = who.subject;
+  r.clientId = who.clientId;
+  r.jti = who.jti;
+  switch (who.kind) {
+    case Kind::Open: r.agentKind = "anonymous"; break;
+    case Kind::User: r.agentKind = "user"; break;
+    case Kind::Backend: r.agentKind = "backend"; break;
+    case Kind::Service: r.agentKind = "service"; break;
+  }
+  if (!who.patient.empty()) addUnique(r.patients, who.patient, kMaxEntities);
+}
+
+void AuditTrail::recordLogin(const std::string& user, const std::string& fhirUser, const std::string& clientId,
+                             bool success, const std::string& address, const std::string& reason) {
+  AuditRecord r;
+  r.typeSystem = "http://dicom.nema.org/resources/ontology/DCM";
+  r.typeCode = "110114";
+  r.typeDisplay = "User Authentication";
+  r.subtypeSystem = "http://dicom.nema.org/resources/ontology/DCM";
+  r.subtype = "110122";  // Login
+  r.action = 'E';
+  r.outcome = success ? 0 : 4;
+  r.outcomeDesc = reason;
+  r.fhirUser = fhirUser;
+  r.subject = user;
+  r.clientId = clientId;
+  r.agentKind = "user";
+  r.address = address;
+  if (fhirUser.starts_with("Patient/")) r.patients.push_back(fhirUser.substr(8));
+  record(std::move(r));
+}
+
+void AuditTrail::recordTokenIssued(const auth::AccessContext& token, const std::string& grantType,
+                                   const std::string& address) {
+  AuditRecord r;
+  r.typeSystem = "http://dicom.nema.org/resources/ontology/DCM";
+  r.typeCode = "110114";
+  r.typeDisplay = "User Authentication";
+  r.subtypeSystem = "urn:hearth:audit-subtype";
+  r.subtype = "token-issued";
+  r.action = 'E';
+  r.outcomeDesc = "grant_type=" + grantType + "; scope=" + token.scopes.granted();
+  setAgent(r, token);
+  r.address = address;
+  record(std::move(r));
+}
+
+void AuditTrail::recordDenied(const auth::AccessContext& who, const std::string& subtype, char action,
+                              const std::string& resource, const std::string& reason, const std::string& address) {
+  AuditRecord r;
+  r.subtype = subtype;
+  r.action = action;
+  r.outcome = 4;
+  r.outcomeDesc = reason;
+  setAgent(r, who);
+  r.address = address;
+  if (!resource.empty()) r.resources.push_back(resource);
+  record(std::move(r));
+}
+
+std::string AuditTrail::toJson(const AuditRecord& r) const {
+  std::vector<std::string> patients = r.patients;
+  std::vector<std::string> resources = r.resources;
+  // Entities from the returned resource(s): their references and their patients.
+  if (!r.body.empty()) {
+    try {
+      rapidjson::Document doc = fhir::parseJson(r.body);
+      auto note = [&](const rapidjson::Value& res) {
+        const std::string type = member(res, "resourceType"), id = member(res, "id");
+        if (type.empty() || type == "OperationOutcome") return;
+        if (!id.empty()) addUnique(resources, type + "/" + id, kMaxEntities);
+        if (patients.size() < kMaxEntities)
+          for (auto& p : access_.compartmentPatients(type, res)) addUnique(patients, p, kMaxEntities);
+      };
+      if (member(doc, "resourceType") == "Bundle" && doc.HasMember("entry") && doc["entry"].IsArray()) {
+        for (const auto& e : doc["entry"].GetArray()) {
+          if (e.IsObject() && e.HasMember("resource")) {
+            const auto& res = e["resource"];
+            if (member(res, "resourceType") == "Bundle" && res.HasMember("entry") && res["entry"].IsArray()) {
+              for (const auto& inner : res["entry"].GetArray())
+                if (inner.IsObject() && inner.HasMember("resource")) note(inner["resource"]);
+            } else {
+              note(res);
+            }
+          }
+          if (e.IsObject() && e.HasMember("response") && e["response"].IsObject()) {
+            std::string loc = member(e["response"], "location");
+            // "Type/id/_history/n" -> "Type/id"
+            auto h = loc.find("/_history");
+            if (h != std::string::npos) loc.resize(h);
+            if (!loc.empty()) addUnique(resources, loc, kMaxEntities);
+          }
+        }
+      } else {
+        note(doc);
+      }
+    } catch (const std::exception&) {
+      // Not JSON (e.g. an empty or minimal body): the explicit entities stay.
+    }
+  }
+
+  // A denial carries no body: the patient is the one of the resource that was asked for (looked
+  // up here, on the writer thread, so a refused request costs nothing extra).
+  if (r.body.empty() && r.outcome != 0 && patients.empty()) {
+    for (const std::string& ref : r.resources) {
+      const size_t slash = ref.find('/');
+      if (slash == std::string::npos) continue;
+      try {
+        auto v = service_.read(ref.substr(0, slash), ref.substr(slash + 1));
+        rapidjson::Document doc = fhir::parseJson(v->json);
+        for (auto& p : access_.compartmentPatients(ref.substr(0, slash), doc)) addUnique(patients, p, kMaxEntities);
+      } catch (const std::exception&) {
+        // Unknown or deleted: no patient to name.
+      }
+    }
+  }
+
+  std::string out;
+  out.reserve(1024);
+  out += "{\"resourceType\":\"AuditEvent\",\"type\":";
+  coding(out, r.typeSystem, r.typeCode, r.typeDisplay);
+  out += ",\"subtype\":[";
+  coding(out, r.subtypeSystem, r.subtype, "");
+  out += "],\"action\":\"";
+  out += r.action;
+  out += "\",";
+  str(out, "recorded", fhir::nowInstant().text);
+  out += ",\"outcome\":\"" + std::to_string(r.outcome) + "\"";
+  if (!r.outcomeDesc.empty()) {
+    out += ',';
+    str(out, "outcomeDesc", r.outcomeDesc.substr(0, 1000));
+  }
+  // agent[0]: the requestor (the user, or the client for backend / service tokens)
+  out += ",\"agent\":[{\"type\":{\"coding\":[";
+  coding(out, "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "IRCP", "information recipient");
+  out += "]},\"who\":";
+  if (!r.fhirUser.empty()) {
+    out += "{";
+    str(out, "reference", r.fhirUser);
+    out += "}";
+  } else {
+    const std::string kind = r.agentKind.empty() ? "anonymous" : r.agentKind;
+    out += "{\"identifier\":{";
+    str(out, "system", "urn:hearth:" + kind);
+    out += ',';
+    str(out, "value", r.subject.empty() ? kind : r.subject);
+    out += "}}";
+  }
+  out += ",\"requestor\":true";
+  if (!r.jti.empty()) {
+    out += ",\"policy\":[\"";
+    fhir::appendJsonEscaped(out, r.jti);
+    out += "\"]";
+  }
+  if (!r.address.empty()) {
+    out += ",\"network\":{";
+    str(out, "address", r.address);
+    out += ",\"type\":\"2\"}";
+  }
+  out += '}';
+  // agent[1]: the OAuth client application
+  if (!r.clientId.empty()) {
+    out += ",{\"type\":{\"coding\":[";
+    coding(out, "http://dicom.nema.org/resources/ontology/DCM", "110150", "Application");
+    out += "]},\"who\":{\"identifier\":{";
+    str(out, "system", "urn:hearth:oauth-client");
+    out += ',';
+    str(out, "value", r.clientId);
+    out += "}},\"requestor\":false";
+    if (!r.jti.empty()) {
+      out += ",\"policy\":[\"";
+      fhir::appendJsonEscaped(out, r.jti);
+      out += "\"]";
+    }
+    out += '}';
+  }
+  out += "],\"source\":{\"site\":\"Hearth\",\"observer\":{\"display\":\"Hearth\"},\"type\":[";
+  coding(out, "http://terminology.hl7.org/CodeSystem/security-source-type", "4", "Application Server");
+  out += "]}";
+  std::string entities;
+  auto entity = [&](const std::string& body) {
+    entities += entities.empty() ? "" : ",";
+    entities += body;
+  };
+  for (const auto& p : patients) {
+    std::string e = "{\"what\":{";
+    str(e, "reference", "Patient/" + p);
+    e += "},\"type\":";
+    coding(e, "http://terminology.hl7.org/CodeSystem/audit-entity-type", "1", "Person");
+    e += ",\"role\":";
+    coding(e, "http://terminology.hl7.org/CodeSystem/object-role", "1", "Patient");
+    e += '}';
+    entity(e);
+  }
+  for (const auto& res : resources) {
+    if (res.starts_with("Patient/") &&
+        std::find(patients.begin(), patients.end(), res.substr(8)) != patients.end())
+      continue;  // already listed as the patient
+    std::string e = "{\"what\":{";
+    str(e, "reference", res);
+    e += "},\"type\":";
+    coding(e, "http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object");
+    e += ",\"role\":";
+    coding(e, "http://terminology.hl7.org/CodeSystem/object-role", "4", "Domain Resource");
+    e += '}';
+    entity(e);
+  }
+  if (!r.query.empty()) {
+    std::string e = "{\"type\":";
+    coding(e, "http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object");
+    e += ",\"role\":";
+    coding(e, "http://terminology.hl7.org/CodeSystem/object-role", "24", "Query");
+    e += ',';
+    str(e, "query", base64(r.query));
+    e += '}';
+    entity(e);
+  }
+  if (!entities.empty()) out += ",\"entity\":[" + entities + "]";
+  out += '}';
+  return out;
+}
+
+}  // namespace hearth::server
