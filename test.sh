@@ -32,6 +32,10 @@ if [[ -f tests/auth/package.json && ! -d tests/auth/node_modules ]]; then
   echo "[test] installing the jose cross-check (npm ci)"
   (cd tests/auth && npm ci --no-audit --no-fund --loglevel=error)
 fi
+if [[ -f tests/smart/package.json && ! -d tests/smart/node_modules ]]; then
+  echo "[test] installing the SMART client tests (npm ci: openid-client, jose)"
+  (cd tests/smart && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 free_port() {
   local p

@@ -189,7 +189,8 @@ const std::string& capabilityResources() {
 
 }  // namespace
 
-std::string capabilityStatementJson(std::string_view softwareVersion, std::string_view baseUrl) {
+std::string capabilityStatementJson(std::string_view softwareVersion, std::string_view baseUrl,
+                                    std::string_view securityJson) {
   const std::string& resources = capabilityResources();
   std::string out;
   out.reserve(resources.size() + 1024);
@@ -201,7 +202,13 @@ std::string capabilityStatementJson(std::string_view softwareVersion, std::strin
   appendString(out, "url", baseUrl);
   out += "},\"fhirVersion\":\"4.0.1\",\"format\":[\"application/fhir+json\",\"json\",\"application/fhir+xml\",\"xml\"],"
          "\"patchFormat\":[\"application/json-patch+json\"],"
-         "\"rest\":[{\"mode\":\"server\",\"resource\":[";
+         "\"rest\":[{\"mode\":\"server\",";
+  if (!securityJson.empty()) {
+    out += "\"security\":";
+    out += securityJson;
+    out += ',';
+  }
+  out += "\"resource\":[";
   out += resources;
   out += "],\"interaction\":[{\"code\":\"transaction\"},{\"code\":\"batch\"},{\"code\":\"search-system\"},"
          "{\"code\":\"history-system\"}],"

@@ -70,6 +70,13 @@
 //   it, so a dispense is applied once and stock can be traced. invoice_payment: the payments
 //   recorded against an Invoice (amount as exact decimal text; the PaymentReconciliation resource
 //   is the FHIR record of each), from which the outstanding balance is computed.
+//
+// Version 7: the embedded authorization server (issue 5; server/src/auth_directory.h).
+//   auth_account: user accounts (id = login name, scrypt password hash, space-separated roles of
+//   config/roles.properties, fhirUser reference, active flag). auth_client: registered OAuth clients
+//   (client_type public | confidential-symmetric | confidential-asymmetric; SHA-256 of the generated
+//   secret for symmetric clients; space-separated exact redirect URIs, allowed scopes, allowed jku
+//   URLs and roles (backend clients); the registered JWKS as JSON text).
 #include "store_common.h"
 
 namespace hearth::fhir::storeimpl {
@@ -281,6 +288,32 @@ CREATE TABLE invoice_payment (
   at_us       BIGINT NOT NULL
 );
 CREATE INDEX invoice_payment_invoice ON invoice_payment (invoice_id);
+)SQL"},
+      {7, "authorization server accounts and OAuth clients", R"SQL(
+CREATE TABLE auth_account (
+  id            TEXT PRIMARY KEY,
+  password_hash TEXT NOT NULL,
+  roles         TEXT NOT NULL DEFAULT '',
+  fhir_user     TEXT NOT NULL DEFAULT '',
+  display_name  TEXT NOT NULL DEFAULT '',
+  active        INTEGER NOT NULL DEFAULT 1,
+  created_us    BIGINT NOT NULL,
+  updated_us    BIGINT NOT NULL
+);
+CREATE TABLE auth_client (
+  client_id     TEXT PRIMARY KEY,
+  name          TEXT NOT NULL DEFAULT '',
+  client_type   TEXT NOT NULL,
+  secret_sha256 TEXT NOT NULL DEFAULT '',
+  redirect_uris TEXT NOT NULL DEFAULT '',
+  scopes        TEXT NOT NULL DEFAULT '',
+  jwks          TEXT NOT NULL DEFAULT '',
+  jku           TEXT NOT NULL DEFAULT '',
+  roles         TEXT NOT NULL DEFAULT '',
+  active        INTEGER NOT NULL DEFAULT 1,
+  created_us    BIGINT NOT NULL,
+  updated_us    BIGINT NOT NULL
+);
 )SQL"},
   };
   return steps;
@@ -495,6 +528,32 @@ CREATE TABLE invoice_payment (
   at_us       BIGINT NOT NULL
 );
 CREATE INDEX invoice_payment_invoice ON invoice_payment (invoice_id);
+)SQL"},
+      {7, "authorization server accounts and OAuth clients", R"SQL(
+CREATE TABLE auth_account (
+  id            TEXT COLLATE "C" PRIMARY KEY,
+  password_hash TEXT NOT NULL,
+  roles         TEXT NOT NULL DEFAULT '',
+  fhir_user     TEXT NOT NULL DEFAULT '',
+  display_name  TEXT NOT NULL DEFAULT '',
+  active        INTEGER NOT NULL DEFAULT 1,
+  created_us    BIGINT NOT NULL,
+  updated_us    BIGINT NOT NULL
+);
+CREATE TABLE auth_client (
+  client_id     TEXT COLLATE "C" PRIMARY KEY,
+  name          TEXT NOT NULL DEFAULT '',
+  client_type   TEXT NOT NULL,
+  secret_sha256 TEXT NOT NULL DEFAULT '',
+  redirect_uris TEXT NOT NULL DEFAULT '',
+  scopes        TEXT NOT NULL DEFAULT '',
+  jwks          TEXT NOT NULL DEFAULT '',
+  jku           TEXT NOT NULL DEFAULT '',
+  roles         TEXT NOT NULL DEFAULT '',
+  active        INTEGER NOT NULL DEFAULT 1,
+  created_us    BIGINT NOT NULL,
+  updated_us    BIGINT NOT NULL
+);
 )SQL"},
   };
   return steps;

@@ -20,6 +20,8 @@
 #include "access_control.h"
 #include "access_log.h"
 #include "audit.h"
+#include "auth_runtime.h"
+#include "auth_server.h"
 #include "hearth/fhir/model.h"
 #include "hearth/fhir/service.h"
 #include "hearth/server/config.h"
@@ -208,17 +210,41 @@ int HearthApp::main(const std::vector<std::string>&) {
   std::unique_ptr<AccessLog> accessLog;
   if (cfg.log.access) accessLog = std::make_unique<AccessLog>(logOut);
 
-  ServerContext ctx{cfg, service, search, interactions, metrics, accessLog.get(), kVersion};
+  // Keys, token/session cache and roles (auth_runtime.h); needed even with auth off, because the
+  // authorization server answers its discovery documents either way.
+  std::unique_ptr<AuthRuntime> authRuntime;
+  try {
+    authRuntime = std::make_unique<AuthRuntime>(cfg);
+  } catch (const ConfigError& e) {
+    logEvent("error", std::string("configuration error: ") + e.what());
+    return EXIT_CONFIG;
+  } catch (const std::exception& e) {
+    logEvent("error", std::string("cannot set up authentication: ") + e.what());
+    return EXIT_CANTCREAT;
+  }
+  logEvent("info", std::string("auth: ") + (cfg.auth.enabled ? "enabled" : "DISABLED (open, loopback only)") +
+                       ", cache " + authRuntime->cache().backend() + ", " +
+                       std::to_string(authRuntime->keys().verificationKeys().size()) + " signing keys");
 
-  // Access control and the audit trail (issue 5). The role catalogue comes with the auth runtime;
-  // without it only Open and Service (static token) contexts exist.
-  AccessControl access(nullptr, service, cfg.audit.enabled);
+  AuthServer authServer(*authRuntime, service, search);
+
+  ServerContext ctx{cfg, service, search, interactions, metrics, accessLog.get(), kVersion};
+  ctx.auth = authRuntime.get();
+  ctx.authServer = &authServer;
+
+  // Access control (roles from the auth runtime) and the audit trail (issue 5).
+  AccessControl access(&authRuntime->roles(), service, cfg.audit.enabled);
   ctx.access = &access;
   std::unique_ptr<AuditTrail> audit;
   if (cfg.audit.enabled) {
     audit = std::make_unique<AuditTrail>(service, access, static_cast<size_t>(cfg.audit.queueLimit));
     audit->start();
     ctx.audit = audit.get();
+    // Logins, token issues and refusals, revocations and account changes of the authorization
+    // server. Authentication failures on the FHIR API (AccessDenied) are recorded by the HTTP
+    // front with the request's context instead.
+    AuditTrail* trail = audit.get();
+    authRuntime->setAuditSink([trail](const AuthEvent& e) { trail->recordAuthEvent(e); });
   }
 
   // HL7 v2 bridge: messages accepted but not processed before the last stop are processed before
@@ -331,7 +357,10 @@ int HearthApp::main(const std::vector<std::string>&) {
     notifier.stop();
     subscriptions.stop();
     if (hl7Outbox) hl7Outbox->stop();  // HL7 v2 outbound: finish the message in flight
-    if (audit) audit->stop();          // write every queued AuditEvent
+    if (audit) {
+      authRuntime->setAuditSink(nullptr);
+      audit->stop();  // write every queued AuditEvent
+    }
     logEvent("info", "shutdown: background workers stopped");
   } catch (const Poco::Exception& e) {
     logEvent("error", "HTTP server failed: " + e.displayText());

@@ -7,6 +7,7 @@
 
 #include "access_control.h"
 #include "access_log.h"
+#include "auth_runtime.h"
 #include "hearth/fhir/json.h"
 
 namespace hearth::server {
@@ -209,6 +210,40 @@ void AuditTrail::recordDenied(const auth::AccessContext& who, const std::string&
   r.address = address;
   if (!resource.empty()) r.resources.push_back(resource);
   record(std::move(r));
+}
+
+void AuditTrail::recordAuthEvent(const AuthEvent& e) {
+  try {
+    using T = AuthEvent::Type;
+    if (e.type == T::AccessDenied) return;
+    if (e.type == T::Login) {
+      recordLogin(e.subject, e.fhirUser, e.clientId, e.success, e.remoteAddress, e.reason);
+      return;
+    }
+    AuditRecord r;
+    r.typeSystem = "http://dicom.nema.org/resources/ontology/DCM";
+    r.typeCode = "110114";
+    r.typeDisplay = "User Authentication";
+    r.subtypeSystem = "urn:hearth:audit-subtype";
+    r.subtype = e.type == T::TokenIssued    ? "token-issued"
+                : e.type == T::TokenRefused ? "token-refused"
+                : e.type == T::Revoked      ? "token-revoked"
+                                            : "account-change";
+    r.action = e.type == T::Admin ? 'U' : 'E';
+    r.outcome = e.success ? 0 : 4;
+    r.outcomeDesc = e.grantType.empty() ? e.reason : "grant_type=" + e.grantType + (e.reason.empty() ? "" : "; " + e.reason);
+    r.fhirUser = e.fhirUser;
+    r.subject = e.subject;
+    r.clientId = e.clientId;
+    r.jti = e.jti;
+    r.agentKind = "user";
+    r.address = e.remoteAddress;
+    if (!e.patient.empty()) r.patients.push_back(e.patient);
+    if (e.fhirUser.starts_with("Patient/")) addUnique(r.patients, e.fhirUser.substr(8), kMaxEntities);
+    record(std::move(r));
+  } catch (const std::exception& ex) {
+    logEvent("error", std::string("audit: could not record an authorization event: ") + ex.what());
+  }
 }
 
 std::string AuditTrail::toJson(const AuditRecord& r) const {

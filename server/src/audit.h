@@ -44,6 +44,7 @@
 namespace hearth::server {
 
 class AccessControl;
+struct AuthEvent;
 
 struct AuditRecord {
   std::string typeSystem = "http://terminology.hl7.org/CodeSystem/audit-event-type";
@@ -96,6 +97,10 @@ class AuditTrail {
   void recordTokenIssued(const auth::AccessContext& token, const std::string& grantType, const std::string& address);
   void recordDenied(const auth::AccessContext& who, const std::string& subtype, char action,
                     const std::string& resource, const std::string& reason, const std::string& address);
+  // The authorization server's events (AuthRuntime::setAuditSink): logins, token issues and
+  // refusals, revocations, account changes. AccessDenied is skipped: the HTTP front records
+  // authentication failures on the API itself, with the request's context. Never throws.
+  void recordAuthEvent(const AuthEvent& e);
 
   // The AuditEvent JSON for a record (entities from record fields and, when `access` is given,
   // from the body). Public for tests.

@@ -140,11 +140,33 @@ Config Config::load(const Poco::Util::AbstractConfiguration& c) {
   AuditConfig& au = cfg.audit;
   au.enabled = boolKey(c, "audit.enabled", a.enabled);
   au.queueLimit = intKey(c, "audit.queue-limit", au.queueLimit, 1, 10000000);
-  if (a.enabled && a.tokens.empty()) throw ConfigError("auth.enabled=true needs at least one entry in auth.tokens");
+  // With SMART access tokens, static tokens are optional (operations tooling only).
   if (!a.enabled && !isLoopbackHost(h.host)) {
     throw ConfigError("http.host " + h.host +
-                      " is not a loopback address: set auth.enabled=true (and auth.tokens) before exposing Hearth on a network");
+                      " is not a loopback address: set auth.enabled=true before exposing Hearth on a network");
   }
+  a.keysDir = c.getString("auth.keys-dir", "");
+  if (a.keysDir.empty()) a.keysDir = Poco::Path(cfg.dataDir).append("keys").toString();
+  a.rolesFile = c.getString("auth.roles-file", "");
+  a.issuer = c.getString("auth.issuer", "");
+  while (!a.issuer.empty() && a.issuer.back() == '/') a.issuer.pop_back();
+  a.accessTokenSeconds = intKey(c, "auth.access-token-lifetime", a.accessTokenSeconds, 60, 3600);
+  a.backendTokenSeconds = intKey(c, "auth.backend-token-lifetime", a.backendTokenSeconds, 30, 300);
+  a.refreshTokenSeconds = intKey(c, "auth.refresh-token-lifetime", a.refreshTokenSeconds, 300, 90 * 24 * 3600);
+  a.codeSeconds = intKey(c, "auth.code-lifetime", a.codeSeconds, 10, 600);
+  a.launchSeconds = intKey(c, "auth.launch-lifetime", a.launchSeconds, 10, 24 * 3600);
+  a.loginSeconds = intKey(c, "auth.login-lifetime", a.loginSeconds, 60, 3600);
+  a.lockoutFailures = intKey(c, "auth.lockout.max-failures", a.lockoutFailures, 1, 1000);
+  a.lockoutWindowSeconds = intKey(c, "auth.lockout.window", a.lockoutWindowSeconds, 1, 7 * 24 * 3600);
+  a.keyRotationDays = intKey(c, "auth.key-rotation-days", a.keyRotationDays, 1, 3650);
+  a.denylistFailClosed = boolKey(c, "auth.denylist.fail-closed", a.denylistFailClosed);
+  a.smartStyleUrl = c.getString("auth.smart-style-url", "");
+
+  CacheConfig& cc = cfg.cache;
+  cc.redisUrl = c.getString("cache.redis.url", "");
+  cc.redisPrefix = c.getString("cache.redis.prefix", cc.redisPrefix);
+  cc.redisTimeoutMs = intKey(c, "cache.redis.timeout-ms", cc.redisTimeoutMs, 10, 60000);
+  cc.maxEntries = intKey(c, "cache.max-entries", cc.maxEntries, 100, 100000000);
   return cfg;
 }
 

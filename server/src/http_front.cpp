@@ -29,6 +29,8 @@
 #include "hearth/workflows/stats.h"
 #include "access_control.h"
 #include "audit.h"
+#include "auth_runtime.h"
+#include "auth_server.h"
 #include "hl7_outbox.h"
 #include "hl7_bridge.h"
 
@@ -349,7 +351,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       r.status = e.status();
       r.body = fhir::operationOutcomeJson(e.issues());
       if (e.status() == 405) r.header("Allow", allow_);
-      if (e.status() == 401) r.header("WWW-Authenticate", "Bearer realm=\"hearth\"");
+      if (e.status() == 401) r.header("WWW-Authenticate", challenge_.empty() ? "Bearer realm=\"hearth\"" : challenge_);
     } catch (const std::exception& e) {
       // Internals go to the log with the request id, never to the client.
       logEvent("error", std::string("unhandled error: ") + e.what(), requestId_);
@@ -439,35 +441,21 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     throw FhirError(405, IssueType::NotSupported, "Method " + req.getMethod().substr(0, 16) + " is not allowed here; allowed: " + allow_);
   }
 
-  // Who is asking (AccessContext), once per request; /fhir/metadata, /health and /metrics stay
-  // public. Auth off: Open. A static token of auth.tokens: Service (read or write). Anything else
-  // is a 401 with WWW-Authenticate.
+  // Who is asking (AccessContext, auth_runtime.h), once per request; /fhir/metadata, /health and
+  // /metrics stay public. Auth off: Open. A static token of auth.tokens: Service (read or write).
+  // A SMART access token: User or Backend. No token or a bad one: 401 with WWW-Authenticate.
   void establish(const HTTPServerRequest& req) {
     established_ = true;
     who_ = auth::AccessContext{};
-    const AuthConfig& a = ctx_.config.auth;
-    if (!a.enabled) return;
-    const std::string h = req.get("Authorization", "");
-    if (h.size() <= 7 || Poco::icompare(h.substr(0, 7), "bearer ") != 0) {
-      throw FhirError(401, IssueType::Login, "Authentication required: send Authorization: Bearer <token>");
+    if (!ctx_.auth || !ctx_.auth->enabled()) return;
+    try {
+      who_ = ctx_.auth->authenticate(req.get("Authorization", ""), base(req));
+    } catch (const AuthError& e) {
+      challenge_ = e.challenge();
+      throw FhirError(e.status(), IssueType::Login, e.what());
+    } catch (const auth::CacheUnavailable&) {
+      throw FhirError(503, IssueType::Transient, "The token service is temporarily unavailable; retry shortly");
     }
-    Poco::SHA2Engine sha(Poco::SHA2Engine::SHA_256);
-    sha.update(h.substr(7));
-    const std::string digest = Poco::DigestEngine::digestToHex(sha.digest());
-    const TokenGrant* grant = nullptr;
-    for (const TokenGrant& g : a.tokens) {
-      // Compare every byte regardless of mismatches (constant time per candidate).
-      unsigned diff = 0;
-      for (size_t i = 0; i < 64; ++i) diff |= static_cast<unsigned>(g.sha256Hex[i] ^ digest[i]);
-      if (diff == 0) grant = &g;
-    }
-    if (grant) {
-      who_.kind = auth::AccessContext::Kind::Service;
-      who_.subject = "service";
-      who_.serviceWrite = grant->write;
-      return;
-    }
-    throw FhirError(401, IssueType::Login, "The bearer token is not valid");
   }
 
   bool restricted() const { return ctx_.access && !who_.unrestricted(); }
@@ -727,6 +715,12 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       throw FhirError(404, IssueType::NotFound, "No such endpoint under /admin/hl7/outbox");
     }
     // --- end HL7 v2 outbox ---
+    // ---- BEGIN SMART authorization server (auth_server.h) ----
+    if (ctx_.authServer && !segs.empty()) {
+      std::vector<std::string> s(segs.begin(), segs.end());
+      if (AuthServer::handles(s)) return authServer(req, method, std::move(s), r);
+    }
+    // ---- END SMART authorization server ----
     // ---- BEGIN HL7 bridge ops view (/admin/hl7/messages; see hl7Messages below) ----
     if (segs.size() >= 3 && segs[0] == "admin" && segs[1] == "hl7" && segs[2] == "messages") {
       return hl7Messages(req, method, segs, r);
@@ -741,7 +735,8 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       route_ = Route::Metadata;
       if (method != "GET") methodNotAllowed(req, "GET, HEAD");
       xml_ = negotiate(req, query_);
-      r.body = fhir::capabilityStatementJson(ctx_.softwareVersion, base(req));
+      r.body = fhir::capabilityStatementJson(ctx_.softwareVersion, base(req),
+                                             ctx_.authServer ? ctx_.authServer->capabilitySecurityJson(base(req)) : "");
       return;
     }
     establish(req);
@@ -1272,6 +1267,30 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     return std::stoi(*v);
   }
 
+  // The authorization server's endpoints: their own (OAuth / HTML / JSON) bodies and errors.
+  void authServer(HTTPServerRequest& req, const std::string& method, std::vector<std::string> segs, Response& r) {
+    route_ = Route::Auth;
+    AuthHttpRequest a;
+    a.method = method;
+    a.segments = std::move(segs);
+    a.query = query_.params;
+    const std::string ct = req.get("Content-Type", "");
+    a.contentType = trimLower(std::string_view(ct).substr(0, ct.find(';')));
+    if (method != "GET" && hasBody(req)) {
+      bodyRead_ = true;
+      a.body = readBody(req, std::min<size_t>(ctx_.config.http.bodyLimitBytes, 1024 * 1024), r);
+    }
+    a.authorization = req.get("Authorization", "");
+    a.cookie = req.get("Cookie", "");
+    a.fhirBase = base(req);
+    a.remoteAddress = req.clientAddress().host().toString();
+    AuthHttpResponse out = ctx_.authServer->handle(a);
+    r.status = out.status;
+    r.contentType = out.contentType.empty() ? std::string("application/json") : out.contentType;
+    r.body = std::move(out.body);
+    for (auto& [k, v] : out.headers) r.header(std::move(k), std::move(v));
+  }
+
   // ---- BEGIN HL7 bridge ops view ----
   // GET  /admin/hl7/messages?status=&_count=   newest first, without message content
   // GET  /admin/hl7/messages/{id}                one message with its raw text, error and ACK
@@ -1444,6 +1463,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
   ServerContext& ctx_;
   auth::AccessContext who_;   // who is asking (establish()); Open until established
   bool established_ = false;
+  std::string challenge_;     // WWW-Authenticate of an authentication failure
   Route route_ = Route::Unknown;
   std::string requestId_;
   std::string allow_;

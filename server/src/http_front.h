@@ -20,6 +20,8 @@ namespace hearth::server {
 class Hl7Bridge;
 class AccessControl;
 class AuditTrail;
+class AuthRuntime;
+class AuthServer;
 
 struct ServerContext {
   const Config& config;
@@ -35,6 +37,8 @@ struct ServerContext {
   Hl7Bridge* hl7 = nullptr;       // the inbound HL7 v2 bridge; null when MLLP is off
   AccessControl* access = nullptr;  // FHIR access control (access_control.h); null = everything open
   AuditTrail* audit = nullptr;      // the audit trail (audit.h); null when audit.enabled=false
+  AuthRuntime* auth = nullptr;    // keys, cache, roles, token check (auth_runtime.h); always set by app.cpp
+  AuthServer* authServer = nullptr;  // /auth/..., /.well-known/..., /admin/users|clients (auth_server.h)
 };
 
 class HearthRequestHandlerFactory : public Poco::Net::HTTPRequestHandlerFactory {

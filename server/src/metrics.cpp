@@ -15,6 +15,7 @@ const double kBucketBounds[Metrics::kBuckets] = {0.0005, 0.001, 0.0025, 0.005, 0
 const char* routeName(Route r) {
   switch (r) {
     case Route::Metadata: return "metadata";
+    case Route::Auth: return "auth";
     case Route::Create: return "create";
     case Route::Read: return "read";
     case Route::VRead: return "vread";

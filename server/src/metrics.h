@@ -14,7 +14,7 @@ namespace hearth::server {
 enum class Route : uint8_t {
   Metadata, Create, Read, VRead, Update, Delete, HistoryInstance, HistoryType, HistorySystem,
   Search, SearchSystem, Compartment, Everything, Bundle, Patch, ConditionalWrite, Reindex,
-  Operation, Health, Metrics, Unknown, kCount
+  Operation, Health, Metrics, Auth, Unknown, kCount
 };
 const char* routeName(Route r);
 

@@ -205,7 +205,7 @@ class AccessTest : public CppUnit::TestFixture {
       }
       return std::string();
     };
-    for (const std::string& q : {
+    for (const std::string& q : std::vector<std::string>{
              "/fhir/Observation?_include=Observation:subject",
              "/fhir/Observation?_include=*&_include:iterate=*",
              "/fhir/Patient?_revinclude=Observation:subject&_revinclude=Encounter:subject",
@@ -240,8 +240,8 @@ class AccessTest : public CppUnit::TestFixture {
                                                             !contains(evRefs, "Observation/" + perfB_));
 
     assertStatusIn({403, 404}, c.get("/fhir/Observation/" + labB_ + "/_history", me), "history of B's lab");
-    for (const std::string& h : {"/fhir/Observation/_history?_count=1000", "/fhir/_history?_count=1000",
-                                 "/fhir/Patient/_history?_count=1000"}) {
+    for (const std::string h : {"/fhir/Observation/_history?_count=1000", "/fhir/_history?_count=1000",
+                                "/fhir/Patient/_history?_count=1000"}) {
       const HttpResponse r = c.get(h, me);
       assertStatus(200, r, h);
       const auto refs = entryRefs(r);

@@ -30,6 +30,9 @@ class BundleBuilder {
 };
 
 // CapabilityStatement for what this server supports, generated from the model (compact JSON).
-std::string capabilityStatementJson(std::string_view softwareVersion, std::string_view baseUrl);
+// `securityJson`, when not empty, is a JSON object text placed as rest[0].security (e.g. the SMART
+// on FHIR service coding and the oauth-uris extension of the embedded authorization server).
+std::string capabilityStatementJson(std::string_view softwareVersion, std::string_view baseUrl,
+                                    std::string_view securityJson = {});
 
 }  // namespace hearth::fhir

@@ -76,9 +76,33 @@ struct TokenGrant {
   std::string sha256Hex;
   bool write = false;
 };
+// Authentication and the embedded SMART authorization server (issue 5; server/src/auth_runtime.h,
+// auth_server.h). Lifetimes in seconds.
 struct AuthConfig {
   bool enabled = false;
-  std::vector<TokenGrant> tokens;
+  std::vector<TokenGrant> tokens;  // interim static tokens (Kind::Service); optional
+  std::string keysDir;             // auth.keys-dir; default <data.dir>/keys
+  std::string rolesFile;           // auth.roles-file; empty: the catalog embedded at build time
+  std::string issuer;              // auth.issuer; empty: the FHIR base without "/fhir"
+  int accessTokenSeconds = 3600;   // auth.access-token-lifetime (<= 3600)
+  int backendTokenSeconds = 300;   // auth.backend-token-lifetime (<= 300)
+  int refreshTokenSeconds = 7 * 24 * 3600;  // auth.refresh-token-lifetime
+  int codeSeconds = 60;            // auth.code-lifetime (authorization codes)
+  int launchSeconds = 3600;        // auth.launch-lifetime (EHR launch handles)
+  int loginSeconds = 900;          // auth.login-lifetime (a pending login/consent page)
+  int lockoutFailures = 5;         // auth.lockout.max-failures within the window locks the account
+  int lockoutWindowSeconds = 900;  // auth.lockout.window
+  int keyRotationDays = 30;        // auth.key-rotation-days
+  bool denylistFailClosed = false; // auth.denylist.fail-closed: 503 instead of fail-open on Redis outage
+  std::string smartStyleUrl;       // auth.smart-style-url (token response smart_style_url)
+};
+
+// The short-lived state cache (auth codes, sessions, replay cache, denylist, lockout counters).
+struct CacheConfig {
+  std::string redisUrl;            // cache.redis.url; empty: in-process (single node)
+  std::string redisPrefix = "hearth:";  // cache.redis.prefix
+  int redisTimeoutMs = 2000;       // cache.redis.timeout-ms
+  int maxEntries = 100000;         // cache.max-entries (in-process cache)
 };
 
 // The audit trail (server/src/audit.h): AuditEvents for every FHIR interaction and denial.
@@ -112,6 +136,7 @@ struct Config {
   LogConfig log;
   AuthConfig auth;
   AuditConfig audit;
+  CacheConfig cache;
 
   // Reads every key from `c`, applying defaults; throws ConfigError naming the key on a bad value.
   static Config load(const Poco::Util::AbstractConfiguration& c);
