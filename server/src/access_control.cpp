@@ -105,7 +105,8 @@ bool split(std::string_view json, DepthOneSplitter& h) {
 std::string rawSlice(const DepthOneSplitter& h, std::pair<size_t, size_t> r) {
   std::string_view all(h.buf.GetString(), h.buf.GetSize());
   std::string_view s = all.substr(r.first, r.second - r.first);
-  if (!s.empty() && s.front() == ',') s.remove_prefix(1);  // the writer's separator
+  // The writer's separators: ',' before an array element, ':' before a member's value.
+  if (!s.empty() && (s.front() == ',' || s.front() == ':')) s.remove_prefix(1);
   return std::string(s);
 }
 
