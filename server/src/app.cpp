@@ -20,6 +20,7 @@
 #include "access_control.h"
 #include "access_log.h"
 #include "audit.h"
+#include "token_cache.h"
 #include "auth_runtime.h"
 #include "auth_server.h"
 #include "hearth/fhir/model.h"
@@ -235,6 +236,8 @@ int HearthApp::main(const std::vector<std::string>&) {
   // Access control (roles from the auth runtime) and the audit trail (issue 5).
   AccessControl access(&authRuntime->roles(), service, cfg.audit.enabled);
   ctx.access = &access;
+  VerifiedTokenCache verifiedTokens;
+  ctx.verifiedTokens = &verifiedTokens;
   std::unique_ptr<AuditTrail> audit;
   if (cfg.audit.enabled) {
     audit = std::make_unique<AuditTrail>(service, access, static_cast<size_t>(cfg.audit.queueLimit));

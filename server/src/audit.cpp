@@ -82,6 +82,7 @@ void AuditTrail::stop() {
 }
 
 void AuditTrail::record(AuditRecord r) {
+  if (r.recorded.empty()) r.recorded = fhir::nowInstant().text;
   std::unique_lock lk(mu_);
   notFull_.wait(lk, [&] { return queue_.size() < limit_ || stopping_ || !started_; });
   if (!started_) {
@@ -99,8 +100,10 @@ void AuditTrail::record(AuditRecord r) {
     }
     return;
   }
+  const bool wasEmpty = queue_.empty();
   queue_.push_back(std::move(r));
-  notEmpty_.notify_one();
+  lk.unlock();
+  if (wasEmpty) notEmpty_.notify_one();  // the writer only sleeps on an empty queue
 }
 
 void AuditTrail::run() {
@@ -116,13 +119,36 @@ void AuditTrail::run() {
       }
     }
     notFull_.notify_all();
+    // Entities first, then merge the successful reads of one agent/client/token/subtype.
+    std::vector<AuditRecord> merged;
+    merged.reserve(batch.size());
+    for (AuditRecord& r : batch) {
+      deriveEntities(r);
+      if (r.action == 'R' && r.outcome == 0) {
+        auto same = [&](const AuditRecord& m) {
+          return m.action == 'R' && m.outcome == 0 && m.subtype == r.subtype && m.fhirUser == r.fhirUser &&
+                 m.subject == r.subject && m.clientId == r.clientId && m.jti == r.jti && m.agentKind == r.agentKind &&
+                 m.address == r.address && m.resources.size() + r.resources.size() <= kMaxEntities &&
+                 m.patients.size() + r.patients.size() <= kMaxEntities;
+        };
+        auto it = std::find_if(merged.rbegin(), merged.rend(), same);
+        if (it != merged.rend()) {
+          if (it->periodStart.empty()) it->periodStart = it->recorded;
+          it->recorded = r.recorded;
+          for (auto& x : r.resources) addUnique(it->resources, std::move(x), kMaxEntities);
+          for (auto& x : r.patients) addUnique(it->patients, std::move(x), kMaxEntities);
+          continue;
+        }
+      }
+      merged.push_back(std::move(r));
+    }
     std::vector<std::string> events;
-    events.reserve(batch.size());
-    for (const AuditRecord& r : batch) {
+    events.reserve(merged.size());
+    for (const AuditRecord& r : merged) {
       try {
         events.push_back(toJson(r));
-      } catch (const std::exception&) {
-        // A body that cannot be parsed only loses its derived entities (toJson is defensive).
+      } catch (const std::exception& e) {
+        logEvent("error", std::string("audit: could not build an AuditEvent: ") + e.what());
       }
     }
     try {
@@ -130,10 +156,10 @@ void AuditTrail::run() {
         for (const std::string& e : events) w.create("AuditEvent", e);
       });
       std::lock_guard lk(mu_);
-      written_ += events.size();
+      written_ += batch.size();
     } catch (const std::exception& e) {
       std::lock_guard lk(mu_);
-      failed_ += events.size();
+      failed_ += batch.size();
       logEvent("error", "audit: could not store " + std::to_string(events.size()) + " AuditEvents: " + e.what());
     }
     batch.clear();
@@ -246,10 +272,38 @@ void AuditTrail::recordAuthEvent(const AuthEvent& e) {
   }
 }
 
-std::string AuditTrail::toJson(const AuditRecord& r) const {
-  std::vector<std::string> patients = r.patients;
-  std::vector<std::string> resources = r.resources;
-  // Entities from the returned resource(s): their references and their patients.
+namespace {
+
+// Every "reference": "Patient/<id>" (relative, or absolute ending in Patient/<id>) in a resource:
+// the patients it concerns. Cheaper than evaluating the compartment parameters, and for an audit
+// record a patient referenced in any role is one the access concerned.
+void scanPatients(const rapidjson::Value& v, std::vector<std::string>& out, size_t cap, int depth = 0) {
+  if (depth > 32 || out.size() >= cap) return;
+  if (v.IsObject()) {
+    for (auto m = v.MemberBegin(); m != v.MemberEnd(); ++m) {
+      if (m->value.IsString() && std::string_view(m->name.GetString(), m->name.GetStringLength()) == "reference") {
+        std::string_view ref(m->value.GetString(), m->value.GetStringLength());
+        const size_t h = ref.find("/_history/");
+        if (h != std::string_view::npos) ref = ref.substr(0, h);
+        const size_t p = ref.rfind("Patient/");
+        if (p != std::string_view::npos && (p == 0 || ref[p - 1] == '/')) {
+          std::string id(ref.substr(p + 8));
+          if (!id.empty() && id.find('/') == std::string::npos) addUnique(out, std::move(id), cap);
+        }
+      } else {
+        scanPatients(m->value, out, cap, depth + 1);
+      }
+    }
+  } else if (v.IsArray()) {
+    for (const auto& e : v.GetArray()) scanPatients(e, out, cap, depth + 1);
+  }
+}
+
+}  // namespace
+
+void AuditTrail::deriveEntities(AuditRecord& r) const {
+  std::vector<std::string>& patients = r.patients;
+  std::vector<std::string>& resources = r.resources;
   if (!r.body.empty()) {
     try {
       rapidjson::Document doc = fhir::parseJson(r.body);
@@ -257,8 +311,8 @@ std::string AuditTrail::toJson(const AuditRecord& r) const {
         const std::string type = member(res, "resourceType"), id = member(res, "id");
         if (type.empty() || type == "OperationOutcome") return;
         if (!id.empty()) addUnique(resources, type + "/" + id, kMaxEntities);
-        if (patients.size() < kMaxEntities)
-          for (auto& p : access_.compartmentPatients(type, res)) addUnique(patients, p, kMaxEntities);
+        if (type == "Patient") addUnique(patients, id, kMaxEntities);
+        scanPatients(res, patients, kMaxEntities);
       };
       if (member(doc, "resourceType") == "Bundle" && doc.HasMember("entry") && doc["entry"].IsArray()) {
         for (const auto& e : doc["entry"].GetArray()) {
@@ -285,11 +339,12 @@ std::string AuditTrail::toJson(const AuditRecord& r) const {
     } catch (const std::exception&) {
       // Not JSON (e.g. an empty or minimal body): the explicit entities stay.
     }
+    r.body.clear();
+    r.body.shrink_to_fit();
   }
-
   // A denial carries no body: the patient is the one of the resource that was asked for (looked
   // up here, on the writer thread, so a refused request costs nothing extra).
-  if (r.body.empty() && r.outcome != 0 && patients.empty()) {
+  if (r.outcome != 0 && patients.empty()) {
     for (const std::string& ref : r.resources) {
       const size_t slash = ref.find('/');
       if (slash == std::string::npos) continue;
@@ -302,6 +357,19 @@ std::string AuditTrail::toJson(const AuditRecord& r) const {
       }
     }
   }
+}
+
+std::string AuditTrail::toJson(const AuditRecord& rec) const {
+  AuditRecord derived;
+  const AuditRecord* rp = &rec;
+  if (!rec.body.empty()) {
+    derived = rec;
+    deriveEntities(derived);
+    rp = &derived;
+  }
+  const AuditRecord& r = *rp;
+  const std::vector<std::string>& patients = r.patients;
+  const std::vector<std::string>& resources = r.resources;
 
   std::string out;
   out.reserve(1024);
@@ -312,7 +380,14 @@ std::string AuditTrail::toJson(const AuditRecord& r) const {
   out += "],\"action\":\"";
   out += r.action;
   out += "\",";
-  str(out, "recorded", fhir::nowInstant().text);
+  if (!r.periodStart.empty()) {
+    out += "\"period\":{";
+    str(out, "start", r.periodStart);
+    out += ',';
+    str(out, "end", r.recorded);
+    out += "},";
+  }
+  str(out, "recorded", r.recorded.empty() ? fhir::nowInstant().text : r.recorded);
   out += ",\"outcome\":\"" + std::to_string(r.outcome) + "\"";
   if (!r.outcomeDesc.empty()) {
     out += ',';

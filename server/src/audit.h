@@ -20,8 +20,13 @@
 // Patients), agent (agent.who), date (recorded), subtype, action, outcome ...
 //
 // Writing is asynchronous: record() builds a small AuditRecord and puts it on a bounded queue; one
-// writer thread takes up to kBatch records at a time, works out the patients (compartment
-// references of the returned resources, off the request path) and stores them in ONE transaction.
+// writer thread takes up to kBatch records at a time, works out the entities (the returned
+// resources and the Patients they reference, off the request path) and stores them in ONE
+// transaction. Successful reads (action R) of the same agent, client, token and subtype that are
+// waiting in the same batch are merged into one AuditEvent: one entity per resource read (up to
+// kMaxEntities), `period` from the first to the last access. Under load this turns hundreds of
+// reads per second by one client into a few AuditEvents; searches, writes, operations and
+// denials are never merged.
 // When the queue is full, record() waits (back-pressure) rather than drop records. stop() flushes
 // the queue. Durability trade-off (documented in README): a record still queued when the process
 // crashes (kill -9, power loss) is lost, reads and writes alike - at most the queue's content,
@@ -68,12 +73,15 @@ struct AuditRecord {
   std::string query;                   // search query string (stored base64)
   std::string body;                    // returned resource or Bundle: entities derived off-thread
   std::string requestId;
+  // When (set by record(); merged read records: first and last access)
+  std::string recorded;
+  std::string periodStart;
 };
 
 class AuditTrail {
  public:
   static constexpr size_t kBatch = 256;
-  static constexpr size_t kMaxEntities = 50;
+  static constexpr size_t kMaxEntities = 100;
 
   AuditTrail(fhir::ResourceService& service, const AccessControl& access, size_t queueLimit = 10000);
   ~AuditTrail();
@@ -111,6 +119,8 @@ class AuditTrail {
 
  private:
   void run();
+  // Fills r.patients / r.resources from r.body and drops the body.
+  void deriveEntities(AuditRecord& r) const;
   fhir::ResourceService& service_;
   const AccessControl& access_;
   const size_t limit_;
