@@ -625,7 +625,8 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
   // Audit (audit.h): successes of the FHIR interactions and every 401/403.
   void auditRequest(const HTTPServerRequest& req, const std::string& path, int status, const std::string& body,
                     const std::string& denial) {
-    if (!ctx_.audit) return;
+    // The authorization server (Route::Auth) reports its own events through AuthRuntime's sink.
+    if (!ctx_.audit || route_ == Route::Auth || route_ == Route::Health || route_ == Route::Metrics) return;
     const bool denied = status == 401 || status == 403;
     AuditRecord a;
     const std::string& m = req.getMethod();
@@ -1183,6 +1184,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     } else {
       g = need(type, auth::kSearch, params);
     }
+    needChainTypes(params);
     std::string ct = compartmentType, cid = compartmentId, linkPath;
     if (g.confined()) {
       if (!ct.empty()) {
@@ -1203,6 +1205,36 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     }
     rawSearch(req, type, ct, cid, std::move(params), r, linkPath);
     r.body = ctx_.access->filterBundle(who_, r.body);
+  }
+
+  // Reverse chains (_has:Type:ref:param) and typed chains (ref:Type.param) search resources of
+  // another type: the caller must be allowed to search that type too, or the criteria would tell
+  // which patients have, e.g., an Observation with a given code (a classic bypass). Untyped chains
+  // (ref.param) go to the reference's target types; their matches still pass the response filter.
+  void needChainTypes(const fhir::SearchParams& params) {
+    for (const auto& [name, value] : params) {
+      (void)value;
+      std::string_view n(name);
+      while (n.starts_with("_has:")) {
+        n.remove_prefix(5);
+        const size_t c = n.find(':');
+        need(std::string(n.substr(0, c)), auth::kSearch);
+        if (c == std::string_view::npos) break;
+        n.remove_prefix(c + 1);            // ref:rest
+        const size_t c2 = n.find(':');
+        if (c2 == std::string_view::npos) break;
+        n.remove_prefix(c2 + 1);           // the next _has or the parameter
+      }
+      size_t pos = 0;
+      while ((pos = n.find(':', pos)) != std::string_view::npos) {
+        const size_t dot = n.find('.', pos);
+        if (dot == std::string_view::npos) break;
+        const std::string t(n.substr(pos + 1, dot - pos - 1));
+        if (!t.empty() && std::isupper(static_cast<unsigned char>(t[0])) && ctx_.service.model().isResourceType(t))
+          need(t, auth::kSearch);
+        pos = dot;
+      }
+    }
   }
 
   void rawSearch(const HTTPServerRequest& req, const std::string& type, const std::string& compartmentType,

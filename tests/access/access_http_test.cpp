@@ -127,6 +127,18 @@ class AccessTest : public CppUnit::TestFixture {
     assertOperationOutcome(c.get("/fhir/Observation/" + labA_, reception), 403, "receptionist reads a lab result");
     assertOperationOutcome(c.get("/fhir/Observation?patient=" + patientA_, reception), 403, "receptionist searches labs");
     assertStatus(200, c.get("/fhir/Patient/" + patientA_, reception), "receptionist reads a Patient");
+    // Criteria on a type the role cannot search are refused too: they would tell which patients
+    // have a given lab result.
+    assertOperationOutcome(c.get("/fhir/Patient?_has:Observation:subject:code=" + codeB_, reception), 403,
+                           "receptionist _has on Observation");
+    assertOperationOutcome(c.get("/fhir/Encounter?_has:Observation:encounter:code=" + codeB_, reception), 403,
+                           "receptionist _has on Observation from Encounter");
+    assertStatus(200, c.get("/fhir/Encounter?subject:Patient.family=" + familyB_, reception),
+                 "receptionist chains to Patient");
+    // The include of a type the role may not see is left out of the answer.
+    const auto inc = entryRefs(c.get("/fhir/Patient?_id=" + patientA_ + "&_revinclude=Observation:subject", reception));
+    CPPUNIT_ASSERT_MESSAGE("receptionist: revinclude drops Observations",
+                           contains(inc, "Patient/" + patientA_) && !contains(inc, "Observation/" + labA_));
 
     const Headers pharmacy = bearer(staff("pharmacist"));
     assertOperationOutcome(c.post("/fhir/Invoice", invoice(uniqueId("inv")), pharmacy), 403, "pharmacist creates an invoice");
