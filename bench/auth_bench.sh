@@ -111,6 +111,9 @@ run_wrk() {  # run_wrk <label> <auth header or empty>; appends "label rps p99_us
   for r in $(seq 1 "$REPEAT"); do
     HEARTH_BENCH_LUA_DIR="$HERE/lua" HEARTH_BENCH_IDS="$WORK/ids" HEARTH_BENCH_RESULT="$WORK/result.json" \
       HEARTH_BENCH_AUTH="$2" HEARTH_BENCH_SEED="$r" \
+      timeout $((DURATION + 30)) wrk -t2 -c"$CONNECTIONS" -d2s -s "$HERE/lua/read.lua" "http://127.0.0.1:$PORT/fhir" >/dev/null  # warm-up
+    HEARTH_BENCH_LUA_DIR="$HERE/lua" HEARTH_BENCH_IDS="$WORK/ids" HEARTH_BENCH_RESULT="$WORK/result.json" \
+      HEARTH_BENCH_AUTH="$2" HEARTH_BENCH_SEED="$r" \
       timeout $((DURATION + 30)) wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$HERE/lua/read.lua" \
       "http://127.0.0.1:$PORT/fhir" >"$WORK/wrk.txt"
     python3 - "$1" "$WORK/result.json" >>"$WORK/runs.txt" <<'PY'
@@ -129,20 +132,28 @@ start "$DATA" --set auth.enabled=true --set "auth.tokens=$SERVICE_SHA:write" --s
 load
 stop
 
-start "$DATA" --set auth.enabled=false --set audit.enabled=false
-curl -fs "http://127.0.0.1:$PORT/fhir/Patient/$(head -1 "$WORK/ids")" >/dev/null
-run_wrk open ""
-stop
-
-for mode in jwt jwt+audit; do
-  audit=false
-  [[ "$mode" == "jwt+audit" ]] && audit=true
-  start "$DATA" --set auth.enabled=true --set "auth.tokens=$SERVICE_SHA:write" --set "audit.enabled=$audit"
-  TOKEN="$(mint "$DATA/keys")"
-  code="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/fhir/Patient/$(head -1 "$WORK/ids")")"
-  [[ "$code" == "200" ]] || { echo "token check failed: HTTP $code" >&2; tail -5 "$WORK/server.log" >&2; exit 1; }
-  run_wrk "$mode" "Bearer $TOKEN"
-  stop
+# The modes alternate run by run (open, jwt, jwt+audit, open, ...), so slow drifts of a shared
+# machine's load spread over all of them instead of favouring one.
+WANT_REPEAT="$REPEAT"
+REPEAT=1
+for r in $(seq 1 "$WANT_REPEAT"); do
+  for mode in open jwt jwt+audit; do
+    if [[ "$mode" == "open" ]]; then
+      start "$DATA" --set auth.enabled=false --set audit.enabled=false
+      curl -fs "http://127.0.0.1:$PORT/fhir/Patient/$(head -1 "$WORK/ids")" >/dev/null
+      run_wrk open ""
+      stop
+      continue
+    fi
+    audit=false
+    [[ "$mode" == "jwt+audit" ]] && audit=true
+    start "$DATA" --set auth.enabled=true --set "auth.tokens=$SERVICE_SHA:write" --set "audit.enabled=$audit"
+    TOKEN="$(mint "$DATA/keys")"
+    code="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/fhir/Patient/$(head -1 "$WORK/ids")")"
+    [[ "$code" == "200" ]] || { echo "token check failed: HTTP $code" >&2; tail -5 "$WORK/server.log" >&2; exit 1; }
+    run_wrk "$mode" "Bearer $TOKEN"
+    stop
+  done
 done
 
 python3 - "$WORK/runs.txt" "$PATIENTS" "$DURATION" "$CONNECTIONS" <<'PY'

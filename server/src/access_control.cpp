@@ -13,6 +13,7 @@
 #include "hearth/fhir/json.h"
 #include "hearth/fhir/search.h"
 #include "hearth/fhir/search_index.h"
+#include "token_cache.h"
 
 namespace hearth::server {
 
@@ -186,7 +187,32 @@ AccessControl::AccessControl(const auth::RoleCatalog* roles, const fhir::Resourc
     : roles_(roles), service_(service), protectAudit_(protectAudit) {}
 
 std::optional<Grant> AccessControl::check(const AccessContext& who, std::string_view type, Interaction interaction,
-                                          const auth::QueryParams& params, std::string* why) const {
+                                          const auth::QueryParams& params, std::string* why, const Identity* memo) const {
+  if (memo && params.empty()) {
+    const std::pair<std::string, unsigned> key{std::string(type), static_cast<unsigned>(interaction)};
+    {
+      std::lock_guard lk(memo->mu);
+      auto it = memo->decisions.find(key);
+      if (it != memo->decisions.end()) {
+        if (!it->second.grant) {
+          if (why) *why = it->second.reason;
+          return std::nullopt;
+        }
+        return *it->second.grant;
+      }
+    }
+    std::string reason;
+    auto g = check(who, type, interaction, params, &reason, nullptr);
+    Identity::Memo m;
+    if (g) m.grant = std::make_shared<const Grant>(*g);
+    else m.reason = reason;
+    {
+      std::lock_guard lk(memo->mu);
+      if (memo->decisions.size() < 1000) memo->decisions.emplace(key, std::move(m));
+    }
+    if (!g && why) *why = std::move(reason);
+    return g;
+  }
   auto deny = [&](std::string reason) -> std::optional<Grant> {
     if (why) *why = std::move(reason);
     return std::nullopt;
@@ -216,9 +242,9 @@ std::optional<Grant> AccessControl::check(const AccessContext& who, std::string_
 }
 
 Grant AccessControl::require(const AccessContext& who, std::string_view type, Interaction interaction,
-                             const auth::QueryParams& params) const {
+                             const auth::QueryParams& params, const Identity* memo) const {
   std::string why;
-  auto g = check(who, type, interaction, params, &why);
+  auto g = check(who, type, interaction, params, &why, memo);
   if (!g) throw FhirError(403, IssueType::Forbidden, "Access denied: " + why);
   return *g;
 }

@@ -38,6 +38,8 @@
 
 namespace hearth::server {
 
+struct Identity;  // token_cache.h
+
 // What require() granted: the confinements the caller must keep.
 struct Grant {
   bool unrestricted = false;                 // Open / Service, or nothing to confine
@@ -58,11 +60,13 @@ class AccessControl {
   // The interaction on `type` ("*" = every type) for `who`; throws FhirError 403 (forbidden)
   // with the policy's reason when denied. `params` are the request's search parameters (granular
   // filters already applied by the request count as satisfied).
+  // `memo` (the cached identity `who` belongs to, or null) memoizes decisions without params.
   Grant require(const auth::AccessContext& who, std::string_view type, auth::Interaction interaction,
-                const auth::QueryParams& params = {}) const;
+                const auth::QueryParams& params = {}, const Identity* memo = nullptr) const;
   // The same without throwing: nullopt when denied (reason in *why when given).
   std::optional<Grant> check(const auth::AccessContext& who, std::string_view type, auth::Interaction interaction,
-                             const auth::QueryParams& params = {}, std::string* why = nullptr) const;
+                             const auth::QueryParams& params = {}, std::string* why = nullptr,
+                             const Identity* memo = nullptr) const;
 
   // Whether `who` may see this resource (parsed JSON of `type`) through `interaction` (kRead or
   // kSearch): the type is allowed and the resource satisfies the grant's confinements.

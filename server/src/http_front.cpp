@@ -447,7 +447,9 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
   // A SMART access token: User or Backend. No token or a bad one: 401 with WWW-Authenticate.
   void establish(const HTTPServerRequest& req) {
     established_ = true;
-    who_ = auth::AccessContext{};
+    identity_.reset();
+    ownWho_ = auth::AccessContext{};
+    who_ = &ownWho_;
     if (!ctx_.auth || !ctx_.auth->enabled()) return;
     try {
       const std::string header = req.get("Authorization", "");
@@ -458,12 +460,18 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
         key += '\n';
         key.append(header, 7);
         if (auto hit = ctx_.verifiedTokens->find(key, ctx_.auth->cache())) {
-          who_ = std::move(*hit);
+          identity_ = std::move(hit);
+          who_ = &identity_->ctx;
           return;
         }
       }
-      who_ = ctx_.auth->authenticate(header, base(req));
-      if (!key.empty()) ctx_.verifiedTokens->remember(key, who_);
+      auth::AccessContext fresh = ctx_.auth->authenticate(header, base(req));
+      if (!key.empty()) {
+        identity_ = ctx_.verifiedTokens->remember(key, std::move(fresh));
+        who_ = &identity_->ctx;
+      } else {
+        ownWho_ = std::move(fresh);
+      }
     } catch (const AuthError& e) {
       challenge_ = e.challenge();
       throw FhirError(e.status(), IssueType::Login, e.what());
@@ -472,7 +480,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     }
   }
 
-  bool restricted() const { return ctx_.access && !who_.unrestricted(); }
+  bool restricted() const { return ctx_.access && !who().unrestricted(); }
 
   // One interaction on one type; 403 (forbidden) with the policy's reason when denied.
   Grant need(std::string_view type, auth::Interaction interaction, const fhir::SearchParams& params = {}) {
@@ -481,7 +489,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       g.unrestricted = true;
       return g;
     }
-    return ctx_.access->require(who_, type, interaction, params);
+    return ctx_.access->require(who(), type, interaction, params, identity_.get());
   }
   // The same for workflow operations, which act on data a compartment cannot delimit: refused to
   // patient-confined and filtered grants.
@@ -496,13 +504,13 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
   // /admin/* and $reindex: the admin role, or a write Service token (Open when auth is off).
   void requireAdmin() {
     using Kind = auth::AccessContext::Kind;
-    if (who_.kind == Kind::Open) return;
-    if (who_.kind == Kind::Service) {
-      if (!who_.serviceWrite) throw FhirError(403, IssueType::Forbidden, "This token may read but not write");
+    if (who().kind == Kind::Open) return;
+    if (who().kind == Kind::Service) {
+      if (!who().serviceWrite) throw FhirError(403, IssueType::Forbidden, "This token may read but not write");
       return;
     }
-    const bool admin = std::find(who_.roles.begin(), who_.roles.end(), "admin") != who_.roles.end();
-    const auto scopeContext = who_.scopes.context();
+    const bool admin = std::find(who().roles.begin(), who().roles.end(), "admin") != who().roles.end();
+    const auto scopeContext = who().scopes.context();
     if (!admin || (scopeContext && *scopeContext == auth::ScopeContext::Patient)) {
       throw FhirError(403, IssueType::Forbidden, "Access denied: administration needs the admin role");
     }
@@ -658,7 +666,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       a.outcome = 4;
       a.outcomeDesc = denial;
     }
-    AuditTrail::setAgent(a, who_);
+    AuditTrail::setAgent(a, who());
     try {
       a.address = req.clientAddress().host().toString();
     } catch (const std::exception&) {
@@ -769,7 +777,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
         // Entries are checked for restricted callers, and for everyone when they touch AuditEvents.
         if (restricted() || (ctx_.access && body.find("AuditEvent") != std::string::npos)) checkBundle(body);
         r.body = ctx_.interactions.processBundle(body, base(req), interactionPreference(req));
-        if (restricted()) r.body = ctx_.access->filterBundle(who_, r.body);
+        if (restricted()) r.body = ctx_.access->filterBundle(who(), r.body);
         return;
       }
       route_ = Route::SearchSystem;
@@ -1043,7 +1051,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       const Grant g = need(type, auth::kSearch);
       if (g.confined() && (type != "Patient" || id != *g.patient)) outside();
       r.body = ctx_.search.everything(type, id, searchParams(), base(req));
-      if (restricted()) r.body = ctx_.access->filterBundle(who_, r.body);
+      if (restricted()) r.body = ctx_.access->filterBundle(who(), r.body);
       return;
     }
     if (n == 3 && (segs[3] == "*" || ctx_.service.model().isResourceType(segs[3]))) {
@@ -1204,7 +1212,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
                       "their filters");
     }
     rawSearch(req, type, ct, cid, std::move(params), r, linkPath);
-    r.body = ctx_.access->filterBundle(who_, r.body);
+    r.body = ctx_.access->filterBundle(who(), r.body);
   }
 
   // Reverse chains (_has:Type:ref:param) and typed chains (ref:Type.param) search resources of
@@ -1442,7 +1450,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     if (g.confined() && !type.empty() && !AccessControl::confinable(type)) outside();
     rawHistory(req, type, id, r);
     bool removed = false;
-    r.body = ctx_.access->filterBundle(who_, r.body, &removed, id.empty() ? auth::kSearch : auth::kRead);
+    r.body = ctx_.access->filterBundle(who(), r.body, &removed, id.empty() ? auth::kSearch : auth::kRead);
     if (!id.empty() && removed && g.restricted()) {
       // Some versions of this instance are outside the grant: show the instance's history only if
       // it is visible now (deleted and moved-out versions are not shown at all then).
@@ -1507,7 +1515,11 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
   }
 
   ServerContext& ctx_;
-  auth::AccessContext who_;   // who is asking (establish()); Open until established
+  // Who is asking (establish()): points at ownWho_ or at the shared cached identity_.
+  const auth::AccessContext& who() const { return *who_; }
+  auth::AccessContext ownWho_;
+  std::shared_ptr<const Identity> identity_;
+  const auth::AccessContext* who_ = &ownWho_;
   bool established_ = false;
   std::string challenge_;     // WWW-Authenticate of an authentication failure
   Route route_ = Route::Unknown;

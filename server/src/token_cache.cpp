@@ -12,32 +12,36 @@ int64_t nowSeconds() {
 }
 }  // namespace
 
-std::optional<auth::AccessContext> VerifiedTokenCache::find(const std::string& token, auth::Cache& denylist) {
-  std::optional<auth::AccessContext> hit;
+std::shared_ptr<const Identity> VerifiedTokenCache::find(const std::string& key, auth::Cache& denylist) {
+  std::shared_ptr<const Identity> hit;
   {
     std::lock_guard lk(mu_);
-    auto it = map_.find(token);
-    if (it == map_.end()) return std::nullopt;
-    if (it->second.ctx.expiresAt <= nowSeconds()) {
+    auto it = map_.find(key);
+    if (it == map_.end()) return nullptr;
+    if (it->second->ctx.expiresAt <= nowSeconds()) {
       map_.erase(it);
-      return std::nullopt;
+      return nullptr;
     }
-    hit = it->second.ctx;
+    hit = it->second;
   }
   try {
-    if (denylist.get("deny:" + hit->jti)) return std::nullopt;  // revoked: authenticate() says so
+    if (denylist.get("deny:" + hit->ctx.jti)) return nullptr;  // revoked: authenticate() says so
   } catch (const std::exception&) {
-    return std::nullopt;  // denylist unavailable: let authenticate() apply its rule
+    return nullptr;  // denylist unavailable: let authenticate() apply its rule
   }
   return hit;
 }
 
-void VerifiedTokenCache::remember(const std::string& token, const auth::AccessContext& ctx) {
+std::shared_ptr<const Identity> VerifiedTokenCache::remember(const std::string& key, auth::AccessContext ctx) {
   using Kind = auth::AccessContext::Kind;
-  if ((ctx.kind != Kind::User && ctx.kind != Kind::Backend) || ctx.expiresAt <= nowSeconds() || ctx.jti.empty()) return;
+  auto id = std::make_shared<Identity>();
+  id->ctx = std::move(ctx);
+  const auth::AccessContext& c = id->ctx;
+  if ((c.kind != Kind::User && c.kind != Kind::Backend) || c.expiresAt <= nowSeconds() || c.jti.empty()) return id;
   std::lock_guard lk(mu_);
   if (map_.size() >= capacity_) map_.clear();
-  map_[token] = Entry{ctx};
+  map_[key] = id;
+  return id;
 }
 
 }  // namespace hearth::server
