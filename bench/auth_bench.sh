@@ -9,6 +9,8 @@
 # through transaction Bundles (a write Service token), and runs bench/lua/read.lua with wrk
 # (2 threads, C connections) R times per mode, reporting the median req/s and p99:
 #   open        auth.enabled=false, audit off             (today's default)
+#   open+header the same server, requests carrying the JWT anyway (what the bytes of a bearer token
+#               cost to send and parse, with no check at all)
 #   jwt         auth.enabled=true, an RS256 access token (user/Patient.rs, role doctor), audit off
 #   jwt+audit   the same with audit.enabled=true (one AuditEvent per read, written in batches)
 # The token is minted here with openssl from the server's own key file (auth.keys-dir), exactly
@@ -137,11 +139,11 @@ stop
 WANT_REPEAT="$REPEAT"
 REPEAT=1
 for r in $(seq 1 "$WANT_REPEAT"); do
-  for mode in open jwt jwt+audit; do
-    if [[ "$mode" == "open" ]]; then
+  for mode in open open+header jwt jwt+audit; do
+    if [[ "$mode" == open* ]]; then
       start "$DATA" --set auth.enabled=false --set audit.enabled=false
       curl -fs "http://127.0.0.1:$PORT/fhir/Patient/$(head -1 "$WORK/ids")" >/dev/null
-      run_wrk open ""
+      if [[ "$mode" == "open" ]]; then run_wrk open ""; else run_wrk open+header "Bearer $(mint "$DATA/keys")"; fi
       stop
       continue
     fi
