@@ -88,6 +88,10 @@ std::string linkUrl(const SearchRequest& req, const SearchParams& params, const 
 
 }  // namespace
 
+const std::vector<std::string>& patientCompartmentParams(std::string_view resourceType) {
+  return searchimpl::compartmentParams("Patient", resourceType);
+}
+
 SearchParams parseSearchQuery(std::string_view query) {
   SearchParams out;
   while (!query.empty()) {

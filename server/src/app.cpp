@@ -17,7 +17,10 @@
 #include <iostream>
 #include <thread>
 
+#include "access_control.h"
 #include "access_log.h"
+#include "audit.h"
+#include "token_cache.h"
 #include "auth_runtime.h"
 #include "auth_server.h"
 #include "hearth/fhir/model.h"
@@ -246,6 +249,23 @@ int HearthApp::main(const std::vector<std::string>& args) {
   ctx.auth = authRuntime.get();
   ctx.authServer = &authServer;
 
+  // Access control (roles from the auth runtime) and the audit trail (issue 5).
+  AccessControl access(&authRuntime->roles(), service, cfg.audit.enabled);
+  ctx.access = &access;
+  VerifiedTokenCache verifiedTokens;
+  ctx.verifiedTokens = &verifiedTokens;
+  std::unique_ptr<AuditTrail> audit;
+  if (cfg.audit.enabled) {
+    audit = std::make_unique<AuditTrail>(service, access, static_cast<size_t>(cfg.audit.queueLimit));
+    audit->start();
+    ctx.audit = audit.get();
+    // Logins, token issues and refusals, revocations and account changes of the authorization
+    // server. Authentication failures on the FHIR API (AccessDenied) are recorded by the HTTP
+    // front with the request's context instead.
+    AuditTrail* trail = audit.get();
+    authRuntime->setAuditSink([trail](const AuthEvent& e) { trail->recordAuthEvent(e); });
+  }
+
   // HL7 v2 bridge: messages accepted but not processed before the last stop are processed before
   // the MLLP listener takes new ones (so they keep their order).
   std::unique_ptr<Hl7Journal> journal;  // outlives the bridge's use of it (declared first)
@@ -383,6 +403,10 @@ int HearthApp::main(const std::vector<std::string>& args) {
     notifier.stop();
     subscriptions.stop();
     if (hl7Outbox) hl7Outbox->stop();  // HL7 v2 outbound: finish the message in flight
+    if (audit) {
+      authRuntime->setAuditSink(nullptr);
+      audit->stop();  // write every queued AuditEvent
+    }
     logEvent("info", "shutdown: background workers stopped");
   } catch (const Poco::Exception& e) {
     logEvent("error", "HTTP server failed: " + e.displayText());

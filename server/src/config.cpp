@@ -156,6 +156,9 @@ Config Config::load(const Poco::Util::AbstractConfiguration& c) {
     g.write = access == "write";
     a.tokens.push_back(g);
   }
+  AuditConfig& au = cfg.audit;
+  au.enabled = boolKey(c, "audit.enabled", a.enabled);
+  au.queueLimit = intKey(c, "audit.queue-limit", au.queueLimit, 1, 10000000);
   // With SMART access tokens, static tokens are optional (operations tooling only).
   if (!a.enabled && !isLoopbackHost(h.host)) {
     throw ConfigError("http.host " + h.host +

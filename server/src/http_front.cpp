@@ -29,8 +29,11 @@
 #include "hearth/workflows/scheduling.h"
 #include "hearth/workflows/stats.h"
 #include "hearth/workflows/subscriptions.h"
+#include "access_control.h"
+#include "audit.h"
 #include "auth_runtime.h"
 #include "auth_server.h"
+#include "token_cache.h"
 #include "hl7_outbox.h"
 #include "hl7_bridge.h"
 
@@ -38,6 +41,7 @@ namespace hearth::server {
 
 using fhir::FhirError;
 using fhir::IssueType;
+namespace auth = hearth::auth;
 using Poco::Net::HTTPServerRequest;
 using Poco::Net::HTTPServerResponse;
 
@@ -352,6 +356,11 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       dispatch(req, path, r);
     } catch (const FhirError& e) {
       if (!e.internalDetail().empty()) logEvent("error", e.internalDetail(), requestId_);
+      if (e.status() == 401 || e.status() == 403) {
+        std::string why;
+        for (const auto& issue : e.issues()) why += issue.diagnostics;
+        auditRequest(req, path, e.status(), std::string(), why);
+      }
       const bool close = r.closeConnection;
       r = Response{};
       r.closeConnection = close;
@@ -385,6 +394,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
         r.body = fhir::prettyJson(r.body);
       }
     }
+    if (r.status < 400) auditRequest(req, path, r.status, r.body, std::string());
     send(resp, r);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ctx_.metrics.record(route_, Metrics::methodIndex(req.getMethod()), r.status, secs);
@@ -447,27 +457,250 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     throw FhirError(405, IssueType::NotSupported, "Method " + req.getMethod().substr(0, 16) + " is not allowed here; allowed: " + allow_);
   }
 
-  // Establishes who is asking (auth_runtime.h) and remembers it in access_: 401 without or with a
-  // bad token, 403 for a write with a read-only static token. Open (auth off) and Service contexts
-  // behave as before; User/Backend tokens pass here, policy enforcement comes on top.
-  // /fhir/metadata stays public.
-  auth::AccessContext authorize(const HTTPServerRequest& req, bool write) {
-    if (!ctx_.auth || !ctx_.auth->enabled()) {
-      access_ = auth::AccessContext{};
-      return access_;
-    }
+  // Who is asking (AccessContext, auth_runtime.h), once per request; /fhir/metadata, /health and
+  // /metrics stay public. Auth off: Open. A static token of auth.tokens: Service (read or write).
+  // A SMART access token: User or Backend. No token or a bad one: 401 with WWW-Authenticate.
+  void establish(const HTTPServerRequest& req) {
+    established_ = true;
+    identity_.reset();
+    ownWho_ = auth::AccessContext{};
+    who_ = &ownWho_;
+    if (!ctx_.auth || !ctx_.auth->enabled()) return;
     try {
-      access_ = ctx_.auth->authenticate(req.get("Authorization", ""), base(req));
+      const std::string header = req.get("Authorization", "");
+      // A JWT verified before (for this FHIR base) skips the signature check; see token_cache.h.
+      std::string key;
+      if (ctx_.verifiedTokens && header.size() > 7 && Poco::icompare(header.substr(0, 7), "bearer ") == 0) {
+        key = base(req);
+        key += '\n';
+        key.append(header, 7);
+        if (auto hit = ctx_.verifiedTokens->find(key, ctx_.auth->cache())) {
+          identity_ = std::move(hit);
+          who_ = &identity_->ctx;
+          return;
+        }
+      }
+      auth::AccessContext fresh = ctx_.auth->authenticate(header, base(req));
+      if (!key.empty()) {
+        identity_ = ctx_.verifiedTokens->remember(key, std::move(fresh));
+        who_ = &identity_->ctx;
+      } else {
+        ownWho_ = std::move(fresh);
+      }
     } catch (const AuthError& e) {
       challenge_ = e.challenge();
       throw FhirError(e.status(), IssueType::Login, e.what());
     } catch (const auth::CacheUnavailable&) {
       throw FhirError(503, IssueType::Transient, "The token service is temporarily unavailable; retry shortly");
     }
-    if (access_.kind == auth::AccessContext::Kind::Service && write && !access_.serviceWrite) {
-      throw FhirError(403, IssueType::Forbidden, "This token may read but not write");
+  }
+
+  bool restricted() const { return ctx_.access && !who().unrestricted(); }
+
+  // One interaction on one type; 403 (forbidden) with the policy's reason when denied.
+  Grant need(std::string_view type, auth::Interaction interaction, const fhir::SearchParams& params = {}) {
+    if (!ctx_.access) {
+      Grant g;
+      g.unrestricted = true;
+      return g;
     }
-    return access_;
+    return ctx_.access->require(who(), type, interaction, params, identity_.get());
+  }
+  // The same for workflow operations, which act on data a compartment cannot delimit: refused to
+  // patient-confined and filtered grants.
+  Grant needOp(std::string_view type, auth::Interaction interaction) {
+    Grant g = need(type, interaction);
+    if (g.restricted()) {
+      throw FhirError(403, IssueType::Forbidden,
+                      "Access denied: this operation is not available to patient-context or filtered tokens");
+    }
+    return g;
+  }
+  // /admin/* and $reindex: the admin role, or a write Service token (Open when auth is off).
+  void requireAdmin() {
+    using Kind = auth::AccessContext::Kind;
+    if (who().kind == Kind::Open) return;
+    if (who().kind == Kind::Service) {
+      if (!who().serviceWrite) throw FhirError(403, IssueType::Forbidden, "This token may read but not write");
+      return;
+    }
+    const bool admin = std::find(who().roles.begin(), who().roles.end(), "admin") != who().roles.end();
+    const auto scopeContext = who().scopes.context();
+    if (!admin || (scopeContext && *scopeContext == auth::ScopeContext::Patient)) {
+      throw FhirError(403, IssueType::Forbidden, "Access denied: administration needs the admin role");
+    }
+  }
+  static void outside() {
+    throw FhirError(403, IssueType::Forbidden, "Access denied: the resource lies outside what this token may see");
+  }
+  // A restricted grant on an existing resource: its current content must satisfy the grant.
+  // Returns false when the resource does not exist (or is deleted).
+  bool checkExisting(const Grant& g, const std::string& type, const std::string& id) {
+    std::shared_ptr<const fhir::StoredVersion> v;
+    try {
+      v = ctx_.service.read(type, id);
+    } catch (const FhirError& e) {
+      if (e.status() == 404 || e.status() == 410) return false;
+      throw;
+    }
+    if (g.restricted() && !ctx_.access->satisfies(g, type, v->json)) outside();
+    return true;
+  }
+
+  // Conditional interactions also search (s); their criteria would reveal resources outside a
+  // compartment or filter (200 vs 201, 412), so restricted grants cannot use them.
+  void needConditional(const std::string& type, const Grant& g, const fhir::SearchParams& criteria) {
+    need(type, auth::kSearch, criteria);
+    if (g.restricted()) {
+      throw FhirError(403, IssueType::Forbidden,
+                      "Access denied: conditional interactions are not available to patient-context or filtered tokens");
+    }
+  }
+
+  // Every entry of a batch or transaction is checked before anything is processed; one denied
+  // entry refuses the whole Bundle (403) with nothing written. Reads and searches inside it are
+  // filtered afterwards like any other response (filterBundle on the batch-response).
+  void checkBundle(const std::string& body) {
+    rapidjson::Document doc = fhir::parseJson(body);
+    if (!doc.IsObject() || !doc.HasMember("entry") || !doc["entry"].IsArray()) return;
+    auto str = [](const rapidjson::Value& v, const char* name) -> std::string {
+      if (!v.IsObject()) return {};
+      auto it = v.FindMember(name);
+      return it != v.MemberEnd() && it->value.IsString() ? it->value.GetString() : std::string();
+    };
+    for (const auto& e : doc["entry"].GetArray()) {
+      if (!e.IsObject() || !e.HasMember("request")) continue;  // processBundle refuses such entries
+      const auto& request = e["request"];
+      const std::string method = str(request, "method");
+      std::string url = str(request, "url");
+      if (url.starts_with("http://") || url.starts_with("https://")) {
+        const size_t f = url.find("/fhir/");
+        url = f == std::string::npos ? std::string() : url.substr(f + 6);
+      }
+      const size_t qm = url.find('?');
+      const std::string pathPart = url.substr(0, qm);
+      const fhir::SearchParams criteria =
+          qm == std::string::npos ? fhir::SearchParams{} : fhir::parseSearchQuery(url.substr(qm + 1));
+      const auto segs = splitPath(pathPart);
+      const std::string type = segs.empty() ? std::string() : std::string(segs[0]);
+      const std::string id = segs.size() >= 2 ? std::string(segs[1]) : std::string();
+      const bool instance = !id.empty() && id[0] != '_' && id[0] != '$';
+      if (type.empty() || type[0] == '_' || type[0] == '$') {  // system-level search / history / op
+        Grant g = need("*", auth::kSearch);
+        if (g.confined()) outside();
+        continue;
+      }
+      if (e.HasMember("resource") && e["resource"].IsObject() && str(e["resource"], "resourceType") == "AuditEvent" &&
+          method != "GET") {
+        need("AuditEvent", auth::kCreate);  // immutable: refused
+      }
+      if (method == "GET" || method == "HEAD") {
+        if (!instance) {
+          if (!id.empty() && id[0] == '$') needOp(type, auth::kSearch);
+          Grant g = need(type, auth::kSearch, criteria);
+          if (g.confined() && !AccessControl::confinable(type)) outside();
+        } else if (segs.size() >= 3 && (segs[2] == "$everything" || ctx_.service.model().isResourceType(segs[2]))) {
+          Grant g = need(segs[2] == "$everything" ? type : std::string(segs[2]), auth::kSearch, criteria);
+          if (g.confined() && (type != "Patient" || id != *g.patient)) outside();
+        } else if (segs.size() >= 3 && segs[2][0] == '$') {
+          needOp(type, auth::kRead);
+        } else {
+          need(type, auth::kRead);
+        }
+        continue;
+      }
+      if (method == "POST") {
+        if (id == "_search") {
+          need(type, auth::kSearch, criteria);
+          continue;
+        }
+        if (!id.empty()) {  // an operation
+          needOp(type, auth::kCreate);
+          continue;
+        }
+        Grant g = need(type, auth::kCreate);
+        const std::string ifNoneExist = str(request, "ifNoneExist");
+        if (!ifNoneExist.empty()) needConditional(type, g, fhir::parseSearchQuery(stripQueryMark(ifNoneExist)));
+        if (g.restricted() && (!e.HasMember("resource") || !ctx_.access->satisfies(g, type, e["resource"]))) outside();
+        continue;
+      }
+      if (method == "PUT" || method == "DELETE" || method == "PATCH") {
+        Grant g = need(type, method == "DELETE" ? auth::kDelete : auth::kUpdate);
+        if (!instance || qm != std::string::npos) {
+          needConditional(type, g, criteria);
+          continue;
+        }
+        if (method == "PATCH" && g.restricted()) {
+          throw FhirError(403, IssueType::Forbidden,
+                          "Access denied: patient-context and filtered tokens change resources with PUT, not PATCH");
+        }
+        if (method == "PUT" && g.restricted() &&
+            (!e.HasMember("resource") || !ctx_.access->satisfies(g, type, e["resource"]))) {
+          outside();
+        }
+        if (!checkExisting(g, type, id) && method == "PUT") need(type, auth::kCreate);
+        continue;
+      }
+      // Unknown methods: processBundle answers them.
+    }
+  }
+
+  // Audit (audit.h): successes of the FHIR interactions and every 401/403.
+  void auditRequest(const HTTPServerRequest& req, const std::string& path, int status, const std::string& body,
+                    const std::string& denial) {
+    // The authorization server (Route::Auth) reports its own events through AuthRuntime's sink.
+    if (!ctx_.audit || route_ == Route::Auth || route_ == Route::Health || route_ == Route::Metrics) return;
+    const bool denied = status == 401 || status == 403;
+    AuditRecord a;
+    const std::string& m = req.getMethod();
+    switch (route_) {
+      case Route::Read: a.subtype = "read"; break;
+      case Route::VRead: a.subtype = "vread"; break;
+      case Route::HistoryInstance: a.subtype = "history-instance"; break;
+      case Route::HistoryType: a.subtype = "history-type"; break;
+      case Route::HistorySystem: a.subtype = "history-system"; break;
+      case Route::Search: case Route::Compartment: a.subtype = "search-type"; a.action = 'E'; break;
+      case Route::SearchSystem: a.subtype = "search-system"; a.action = 'E'; break;
+      case Route::Bundle: a.subtype = "batch"; a.action = 'E'; break;
+      case Route::Create: a.subtype = "create"; a.action = 'C'; break;
+      case Route::Update: a.subtype = "update"; a.action = 'U'; break;
+      case Route::Patch: a.subtype = "patch"; a.action = 'U'; break;
+      case Route::Delete: a.subtype = "delete"; a.action = 'D'; break;
+      case Route::ConditionalWrite:
+        a.subtype = m == "POST" ? "create" : m == "PUT" ? "update" : m == "PATCH" ? "patch" : "delete";
+        a.action = m == "POST" ? 'C' : m == "DELETE" ? 'D' : 'U';
+        break;
+      case Route::Everything: case Route::Reindex: case Route::Operation: a.subtype = "operation"; a.action = 'E'; break;
+      default:
+        if (!denied) return;
+        a.subtype = "operation";
+        a.action = 'E';
+        break;
+    }
+    if (denied) {
+      a.outcome = 4;
+      a.outcomeDesc = denial;
+    }
+    AuditTrail::setAgent(a, who());
+    try {
+      a.address = req.clientAddress().host().toString();
+    } catch (const std::exception&) {
+    }
+    a.requestId = requestId_;
+    // The resource named by the path: /fhir/Type/id[/...]
+    const auto segs = splitPath(path);
+    if (segs.size() >= 3 && segs[0] == "fhir" && !segs[2].empty() && segs[2][0] != '$' && segs[2][0] != '_' &&
+        ctx_.service.model().isResourceType(segs[1]) && fhir::ResourceService::isValidId(segs[2])) {
+      a.resources.push_back(std::string(segs[1]) + "/" + std::string(segs[2]));
+      if (segs[1] == "Patient") a.patients.push_back(std::string(segs[2]));
+    }
+    if (a.action == 'E' && route_ != Route::Bundle) {
+      const std::string& uri = req.getURI();
+      const size_t q = uri.find('?');
+      if (q != std::string::npos) a.query = uri.substr(q + 1);
+    }
+    if (!denied && a.action != 'D') a.body = body;
+    ctx_.audit->record(std::move(a));
   }
 
   void dispatch(HTTPServerRequest& req, const std::string& path, Response& r) {
@@ -493,7 +726,8 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     ctx_.service.flushApplied();
     // --- HL7 v2 outbox operations view (hl7_outbox.h): write access required (payloads carry PHI) ---
     if (segs.size() >= 3 && segs[0] == "admin" && segs[1] == "hl7" && segs[2] == "outbox") {
-      authorize(req, true);
+      establish(req);
+      requireAdmin();
       r.contentType = "application/json";
       if (segs.size() == 3) {
         if (method != "GET") methodNotAllowed(req, "GET, HEAD");
@@ -558,7 +792,8 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       }
       return;
     }
-    authorize(req, write);
+    establish(req);
+    (void)write;
     if (n == 1 && segs[1] == "websocket") {  // handshakes are served in handleRequest
       route_ = Route::Operation;
       if (!ctx_.subscriptions) throw FhirError(404, IssueType::NotFound, "Subscriptions are off on this server");
@@ -575,7 +810,10 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
         route_ = Route::Bundle;
         xml_ = negotiate(req, query_);
         std::string body = readFhirBody(req, r);
+        // Entries are checked for restricted callers, and for everyone when they touch AuditEvents.
+        if (restricted() || (ctx_.access && body.find("AuditEvent") != std::string::npos)) checkBundle(body);
         r.body = ctx_.interactions.processBundle(body, base(req), interactionPreference(req));
+        if (restricted()) r.body = ctx_.access->filterBundle(who(), r.body);
         return;
       }
       route_ = Route::SearchSystem;
@@ -596,6 +834,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     if (n == 1 && segs[1] == "$reindex") {
       route_ = Route::Reindex;
       if (method != "POST") methodNotAllowed(req, "POST");
+      requireAdmin();
       xml_ = negotiate(req, query_);
       const std::string* t = query_.get("type");
       if (t) ctx_.service.checkType(*t);
@@ -608,6 +847,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       // Administrator figures for a period (hearth/workflows/stats.h).
       route_ = Route::Operation;
       if (method != "GET") methodNotAllowed(req, "GET, HEAD");
+      if (restricted()) needOp("*", auth::kSearch);
       xml_ = negotiate(req, query_);
       const std::string* start = query_.get("start");
       const std::string* end = query_.get("end");
@@ -627,13 +867,16 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       if (method == "POST") {
         route_ = Route::Create;
         xml_ = negotiate(req, query_);
+        const Grant g = need(type, auth::kCreate);
         std::string body = readFhirBody(req, r);
         const std::string ifNoneExist = req.get("If-None-Exist", "");
         if (!ifNoneExist.empty()) {
           route_ = Route::ConditionalWrite;
+          needConditional(type, g, fhir::parseSearchQuery(stripQueryMark(ifNoneExist)));
           auto out = ctx_.interactions.conditionalCreate(type, body, stripQueryMark(ifNoneExist));
           return writeResponse(req, out, out.created ? 201 : 200, r);
         }
+        if (g.restricted() && !ctx_.access->satisfies(g, type, body)) outside();
         auto out = ctx_.service.create(type, body);
         return writeResponse(req, out, 201, r);
       }
@@ -646,6 +889,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
         }
         xml_ = negotiate(req, query_);
         const std::string criteria = criteriaString();
+        needConditional(type, need(type, method == "DELETE" ? auth::kDelete : auth::kUpdate), searchParams());
         if (method == "PUT") {
           const auto expected = ifMatch(req);
           std::string body = readFhirBody(req, r);
@@ -681,6 +925,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       // Bill an encounter's or a patient's charge items (hearth/workflows/billing.h).
       route_ = Route::Operation;
       if (method != "POST") methodNotAllowed(req, "POST");
+      needOp("Invoice", auth::kCreate);
       xml_ = negotiate(req, query_);
       const std::string body = readFhirBody(req, r);
       const fhir::WriteOutcome out = workflows::generateInvoice(ctx_.service, ctx_.search, body);
@@ -690,6 +935,8 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       // Prescription safety checks (hearth/workflows/prescribing.h).
       route_ = Route::Operation;
       if (method != "POST") methodNotAllowed(req, "POST");
+      needOp("MedicationRequest", auth::kSearch);
+      needOp("AllergyIntolerance", auth::kSearch);
       xml_ = negotiate(req, query_);
       r.body = workflows::checkPrescription(ctx_.service, ctx_.search, readFhirBody(req, r));
       return;
@@ -697,12 +944,14 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     if (n == 2 && type == "Appointment" && segs[2] == "$book") {
       route_ = Route::Operation;
       if (method != "POST") methodNotAllowed(req, "POST");
+      needOp("Appointment", auth::kCreate);
       xml_ = negotiate(req, query_);
       return writeResponse(req, workflows::bookAppointment(ctx_.service, readFhirBody(req, r)), 201, r);
     }
     if (n == 2 && type == "Medication" && segs[2] == "$stock") {
       route_ = Route::Operation;
       if (method != "GET") methodNotAllowed(req, "GET, HEAD");
+      needOp("Medication", auth::kSearch);
       xml_ = negotiate(req, query_);
       r.body = workflows::stockReport(ctx_.service, "", expiringWithinDays());
       return;
@@ -711,6 +960,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       // Candidate records for a patient (hearth/workflows/registration.h).
       route_ = Route::Operation;
       if (method != "POST") methodNotAllowed(req, "POST");
+      needOp("Patient", auth::kSearch);
       xml_ = negotiate(req, query_);
       const std::string body = readFhirBody(req, r);
       r.body = workflows::patientMatch(ctx_.service, body, base(req));
@@ -720,8 +970,10 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     if (n == 2) {
       if (method == "GET") {
         route_ = Route::Read;
+        const Grant g = need(type, auth::kRead);
         xml_ = negotiate(req, query_);
         auto v = ctx_.service.read(type, id);
+        if (g.restricted() && !ctx_.access->satisfies(g, type, v->json)) outside();
         r.header("ETag", etag(v->version));
         r.header("Last-Modified", fhir::httpDateFromInstant(v->lastUpdated));
         if (notModified(req, *v)) {
@@ -740,14 +992,23 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       }
       if (method == "PUT") {
         route_ = Route::Update;
+        const Grant g = need(type, auth::kUpdate);
         xml_ = negotiate(req, query_);
         const auto expected = ifMatch(req);
         std::string body = readFhirBody(req, r);
+        if (restricted()) {
+          if (g.restricted() && !ctx_.access->satisfies(g, type, body)) outside();
+          if (!checkExisting(g, type, id)) need(type, auth::kCreate);  // update as create
+        }
         auto out = ctx_.service.update(type, id, body, expected);
         return writeResponse(req, out, out.created ? 201 : 200, r);
       }
       if (method == "PATCH") {
         route_ = Route::Patch;
+        if (need(type, auth::kUpdate).restricted()) {
+          throw FhirError(403, IssueType::Forbidden,
+                          "Access denied: patient-context and filtered tokens change resources with PUT, not PATCH");
+        }
         xml_ = negotiate(req, query_);
         const auto expected = ifMatch(req);
         std::string body = readPatchBody(req, r);
@@ -756,6 +1017,8 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       }
       if (method == "DELETE") {
         route_ = Route::Delete;
+        const Grant g = need(type, auth::kDelete);
+        if (g.restricted()) checkExisting(g, type, id);
         xml_ = negotiate(req, query_);
         auto out = ctx_.service.remove(type, id, ifMatch(req));
         return deleteResponse(type, out, out.version.version == 0 ? 0 : 1, r);
@@ -774,6 +1037,12 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       // Scheduling operations (hearth/workflows/scheduling.h).
       route_ = Route::Operation;
       if (method != "POST") methodNotAllowed(req, "POST");
+      if (type == "Schedule") {
+        needOp("Schedule", auth::kRead);
+        needOp("Slot", auth::kCreate);
+      } else {
+        needOp("Appointment", auth::kUpdate);
+      }
       xml_ = negotiate(req, query_);
       const bool hasBody = req.getContentLength() > 0 || req.getChunkedTransferEncoding();
       const std::string body = hasBody ? readFhirBody(req, r) : std::string();
@@ -796,6 +1065,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       // Payments (hearth/workflows/billing.h).
       route_ = Route::Operation;
       xml_ = negotiate(req, query_);
+      needOp("Invoice", segs[3] == "$pay" ? auth::kUpdate : auth::kRead);
       if (segs[3] == "$pay") {
         if (method != "POST") methodNotAllowed(req, "POST");
         r.body = workflows::payInvoice(ctx_.service, id, readFhirBody(req, r));
@@ -809,6 +1079,7 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       // Pharmacy stock of one Medication (hearth/workflows/pharmacy.h).
       route_ = Route::Operation;
       xml_ = negotiate(req, query_);
+      needOp("Medication", segs[3] == "$stock-receive" ? auth::kUpdate : auth::kRead);
       if (segs[3] == "$stock-receive") {
         if (method != "POST") methodNotAllowed(req, "POST");
         r.body = workflows::receiveStock(ctx_.service, id, readFhirBody(req, r));
@@ -823,7 +1094,10 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
       if (method != "GET" && method != "POST") methodNotAllowed(req, "GET, HEAD, POST");
       xml_ = negotiate(req, query_);
       fhir::ResourceService::checkId(id);
+      const Grant g = need(type, auth::kSearch);
+      if (g.confined() && (type != "Patient" || id != *g.patient)) outside();
       r.body = ctx_.search.everything(type, id, searchParams(), base(req));
+      if (restricted()) r.body = ctx_.access->filterBundle(who(), r.body);
       return;
     }
     if (n == 3 && (segs[3] == "*" || ctx_.service.model().isResourceType(segs[3]))) {
@@ -843,7 +1117,9 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
         throw FhirError(404, IssueType::NotFound, "Unknown version id");
       }
       version = std::stoll(vid);
+      const Grant g = need(type, auth::kRead);
       auto v = ctx_.service.vread(type, id, version);
+      if (g.restricted() && !ctx_.access->satisfies(g, type, v.json)) outside();
       r.header("ETag", etag(v.version));
       r.header("Last-Modified", fhir::httpDateFromInstant(v.lastUpdated));
       r.body = std::move(v.json);
@@ -926,8 +1202,98 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     return fhir::ReturnPreference::Representation;
   }
 
+  // Search under access control: the type (each _type, or "*") must allow s; a patient-confined
+  // grant turns a type search into a search of the patient's compartment (so matches, paging and
+  // totals only ever see that compartment) and refuses other compartments and system-level
+  // search; a single granular filter is added to the criteria. The answer is then filtered
+  // (includes, revincludes, anything else the criteria pulled in).
   void search(const HTTPServerRequest& req, const std::string& type, const std::string& compartmentType,
               const std::string& compartmentId, fhir::SearchParams params, Response& r) {
+    if (!restricted()) return rawSearch(req, type, compartmentType, compartmentId, std::move(params), r);
+    const auto sParam = [&](std::string_view name) -> const std::string* {
+      for (const auto& [k, v] : params)
+        if (k == name) return &v;
+      return nullptr;
+    };
+    Grant g;
+    if (type.empty()) {
+      // System-level search: every type named by _type (or all types).
+      if (const std::string* t = sParam("_type")) {
+        std::string_view rest(*t);
+        while (!rest.empty()) {
+          const size_t c = rest.find(',');
+          const std::string one(rest.substr(0, c));
+          rest = c == std::string_view::npos ? std::string_view{} : rest.substr(c + 1);
+          if (!one.empty()) g = need(one, auth::kSearch, params);
+        }
+      } else {
+        g = need("*", auth::kSearch, params);
+      }
+      if (g.confined()) {
+        throw FhirError(403, IssueType::Forbidden,
+                        "Access denied: patient-context tokens search one type at a time (e.g. Observation?...)");
+      }
+    } else if (type == "*") {
+      g = need(compartmentType, auth::kSearch, params);  // Patient/[id]/*: each entry is checked below
+    } else {
+      g = need(type, auth::kSearch, params);
+    }
+    needChainTypes(params);
+    std::string ct = compartmentType, cid = compartmentId, linkPath;
+    if (g.confined()) {
+      if (!ct.empty()) {
+        if (ct != "Patient" || cid != *g.patient) outside();
+      } else if (!AccessControl::sharedType(type)) {
+        if (!AccessControl::confinable(type)) outside();
+        ct = "Patient";
+        cid = *g.patient;
+        linkPath = type;
+      }
+    }
+    if (g.filters.size() == 1) {
+      for (const auto& f : g.filters.front()) params.push_back(f);
+    } else if (g.filters.size() > 1 && (sParam("_total") || sParam("_summary"))) {
+      throw FhirError(403, IssueType::Forbidden,
+                      "Access denied: counts are not available under several granular scopes; search with one of "
+                      "their filters");
+    }
+    rawSearch(req, type, ct, cid, std::move(params), r, linkPath);
+    r.body = ctx_.access->filterBundle(who(), r.body);
+  }
+
+  // Reverse chains (_has:Type:ref:param) and typed chains (ref:Type.param) search resources of
+  // another type: the caller must be allowed to search that type too, or the criteria would tell
+  // which patients have, e.g., an Observation with a given code (a classic bypass). Untyped chains
+  // (ref.param) go to the reference's target types; their matches still pass the response filter.
+  void needChainTypes(const fhir::SearchParams& params) {
+    for (const auto& [name, value] : params) {
+      (void)value;
+      std::string_view n(name);
+      while (n.starts_with("_has:")) {
+        n.remove_prefix(5);
+        const size_t c = n.find(':');
+        need(std::string(n.substr(0, c)), auth::kSearch);
+        if (c == std::string_view::npos) break;
+        n.remove_prefix(c + 1);            // ref:rest
+        const size_t c2 = n.find(':');
+        if (c2 == std::string_view::npos) break;
+        n.remove_prefix(c2 + 1);           // the next _has or the parameter
+      }
+      size_t pos = 0;
+      while ((pos = n.find(':', pos)) != std::string_view::npos) {
+        const size_t dot = n.find('.', pos);
+        if (dot == std::string_view::npos) break;
+        const std::string t(n.substr(pos + 1, dot - pos - 1));
+        if (!t.empty() && std::isupper(static_cast<unsigned char>(t[0])) && ctx_.service.model().isResourceType(t))
+          need(t, auth::kSearch);
+        pos = dot;
+      }
+    }
+  }
+
+  void rawSearch(const HTTPServerRequest& req, const std::string& type, const std::string& compartmentType,
+                 const std::string& compartmentId, fhir::SearchParams params, Response& r,
+                 const std::string& linkPath = {}) {
     fhir::SearchRequest s;
     s.type = type;
     s.compartmentType = compartmentType;
@@ -935,7 +1301,9 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     s.params = std::move(params);
     s.strict = trimLower(req.get("Prefer", "")).find("handling=strict") != std::string::npos;
     s.baseUrl = base(req);
-    s.linkPath = compartmentType.empty() ? type : compartmentType + "/" + compartmentId + "/" + type;
+    s.linkPath = !linkPath.empty() ? linkPath
+                 : compartmentType.empty() ? type
+                                           : compartmentType + "/" + compartmentId + "/" + type;
     s.defaultCount = ctx_.config.fhir.pageSizeDefault;
     s.maxCount = ctx_.config.fhir.pageSizeMax;
     r.body = ctx_.search.search(s);
@@ -1055,7 +1423,8 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
 
   void hl7Messages(HTTPServerRequest& req, const std::string& method, const std::vector<std::string_view>& segs,
                    Response& r) {
-    authorize(req, true);
+    establish(req);
+    requireAdmin();
     if (!ctx_.hl7) throw FhirError(404, IssueType::NotFound, "The HL7 v2 bridge is not enabled (mllp.enabled)");
     r.contentType = "application/json";
     if (segs.size() == 3) {
@@ -1119,7 +1488,23 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     }
   }
 
+  // History under access control: an instance's needs r (and the instance must be visible now or
+  // in the versions shown), a type's or the system's s; every version shown must be visible.
   void history(const HTTPServerRequest& req, const std::string& type, const std::string& id, Response& r) {
+    if (!restricted()) return rawHistory(req, type, id, r);
+    Grant g = need(type.empty() ? std::string("*") : type, id.empty() ? auth::kSearch : auth::kRead);
+    if (g.confined() && !type.empty() && !AccessControl::confinable(type)) outside();
+    rawHistory(req, type, id, r);
+    bool removed = false;
+    r.body = ctx_.access->filterBundle(who(), r.body, &removed, id.empty() ? auth::kSearch : auth::kRead);
+    if (!id.empty() && removed && g.restricted()) {
+      // Some versions of this instance are outside the grant: show the instance's history only if
+      // it is visible now (deleted and moved-out versions are not shown at all then).
+      if (!checkExisting(g, type, id)) outside();
+    }
+  }
+
+  void rawHistory(const HTTPServerRequest& req, const std::string& type, const std::string& id, Response& r) {
     fhir::HistoryQuery q;
     q.type = type;
     q.id = id;
@@ -1176,8 +1561,13 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
   }
 
   ServerContext& ctx_;
-  auth::AccessContext access_;  // who is asking (set by authorize())
-  std::string challenge_;       // WWW-Authenticate of an authentication failure
+  // Who is asking (establish()): points at ownWho_ or at the shared cached identity_.
+  const auth::AccessContext& who() const { return *who_; }
+  auth::AccessContext ownWho_;
+  std::shared_ptr<const Identity> identity_;
+  const auth::AccessContext* who_ = &ownWho_;
+  bool established_ = false;
+  std::string challenge_;     // WWW-Authenticate of an authentication failure
   Route route_ = Route::Unknown;
   std::string requestId_;
   std::string allow_;

@@ -22,6 +22,9 @@ class SubscriptionHub;
 namespace hearth::server {
 
 class Hl7Bridge;
+class AccessControl;
+class AuditTrail;
+class VerifiedTokenCache;
 class AuthRuntime;
 class AuthServer;
 
@@ -39,6 +42,9 @@ struct ServerContext {
   Hl7Bridge* hl7 = nullptr;       // the inbound HL7 v2 bridge; null when MLLP is off
   // R4 Subscriptions; serves the websocket channel at /fhir/websocket. Null when subscriptions are off.
   workflows::SubscriptionHub* subscriptions = nullptr;
+  AccessControl* access = nullptr;  // FHIR access control (access_control.h); null = everything open
+  AuditTrail* audit = nullptr;      // the audit trail (audit.h); null when audit.enabled=false
+  VerifiedTokenCache* verifiedTokens = nullptr;  // verified JWTs (token_cache.h); null = no cache
   AuthRuntime* auth = nullptr;    // keys, cache, roles, token check (auth_runtime.h); always set by app.cpp
   AuthServer* authServer = nullptr;  // /auth/..., /.well-known/..., /admin/users|clients (auth_server.h)
 };

@@ -80,6 +80,13 @@ struct SearchRequest {
   int maxCount = 1000;
 };
 
+// The R4 Patient compartment (CompartmentDefinition patient): the search parameters by which a
+// resource of `resourceType` belongs to a patient's compartment (reference parameters pointing at
+// the Patient); empty when the type is not in the compartment. "Patient" itself gives {"link"}
+// (the patient resource also belongs by its own id). Used by access control (server) to confine
+// patient-context tokens.
+const std::vector<std::string>& patientCompartmentParams(std::string_view resourceType);
+
 class SearchEngine {
  public:
   SearchEngine(ResourceService& service);

@@ -113,6 +113,12 @@ struct CacheConfig {
   int maxEntries = 100000;         // cache.max-entries (in-process cache)
 };
 
+// The audit trail (server/src/audit.h): AuditEvents for every FHIR interaction and denial.
+struct AuditConfig {
+  bool enabled = false;     // audit.enabled; default: on when auth.enabled, off otherwise
+  int queueLimit = 10000;   // audit.queue-limit: records waiting for the writer (then requests wait)
+};
+
 // The inbound HL7 v2 MLLP listener (the bridge). Off when enabled=false or port=-1.
 struct MllpConfig {
   bool enabled = true;
@@ -141,6 +147,7 @@ struct Config {
   NotificationsConfig notifications;
   LogConfig log;
   AuthConfig auth;
+  AuditConfig audit;
   CacheConfig cache;
 
   // Reads every key from `c`, applying defaults; throws ConfigError naming the key on a bad value.
