@@ -345,7 +345,12 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
         // R4 Subscription websocket channel (hearth/workflows/subscriptions.h): this thread serves
         // the connection until it closes; the handshake answer (101) is sent by the hub.
         route_ = Route::Operation;
-        authorize(req, false);
+        // Subscriptions are created by administrators only (access_control.h); binding to their
+        // notifications takes the same (any static operations token may listen).
+        establish(req);
+        if (who().kind == auth::AccessContext::Kind::User || who().kind == auth::AccessContext::Kind::Backend) {
+          requireAdmin();
+        }
         ctx_.subscriptions->serveWebSocket(req, resp);
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         r.status = 101;
