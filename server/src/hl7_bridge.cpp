@@ -425,13 +425,18 @@ std::vector<std::string> Hl7Bridge::handleMessage(std::string_view raw, const st
   }
 
   std::lock_guard<std::mutex> lock(lockFor(k.lockName()));
-  if (auto s = findRow(k.sender, k.controlId)) {
-    counters_.duplicates.fetch_add(1, std::memory_order_relaxed);
-    return {s->ack};
+  const bool journaled = !enhanced && journal_ && service_.appliedWritesEnabled();
+  // In journal mode the unit itself looks for an earlier copy (it must: a copy still in the open
+  // group is visible only there), so the read here would only repeat that lookup.
+  if (!journaled) {
+    if (auto s = findRow(k.sender, k.controlId)) {
+      counters_.duplicates.fetch_add(1, std::memory_order_relaxed);
+      return {s->ack};
+    }
   }
   const std::string rawB64 = b64encode(raw);
   if (!enhanced) {
-    if (journal_ && service_.appliedWritesEnabled()) {
+    if (journaled) {
       // Journal mode (hl7_journal.h): record durable in the journal, writes applied in the open
       // group; the AA waits for both. The sync runs on the journal's thread meanwhile.
       const Hl7Journal::Ticket t = journal_->append(peer, raw);
