@@ -223,6 +223,9 @@ class SearchHttpTest : public CppUnit::TestFixture {
       for (const auto& [type, id, body] : dataSet()) {
         HttpResponse r = http().put("/fhir/" + type + "/" + id, body);
         assertStatusIn({200, 201}, r, "seed " + type + "/" + id);
+        // meta.lastUpdated has millisecond precision: writes this close together could share an
+        // instant, and the _lastUpdated tests below rely on distinct instants in write order.
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
       }
       assertStatus(200, http().del("/fhir/Patient/pat-d"), "delete pat-d");
       s.seeded = true;
