@@ -1062,15 +1062,31 @@ std::unique_ptr<NativeConnection> SqliteStore::attach(Poco::Data::Session& physi
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, busyTimeoutMs_);
   // WAL is a property of the file: the first connection switches it, later ones just confirm.
+  // While another process or node is switching it or running the WAL recovery, SQLite answers
+  // SQLITE_BUSY here without calling the busy handler (several nodes starting at once on a new
+  // file): retry for up to the busy timeout.
   {
-    sqlite3_stmt* st = nullptr;
-    int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, nullptr);
-    std::string mode;
-    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-      mode = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(busyTimeoutMs_, 100));
+    for (int attempt = 0;; ++attempt) {
+      sqlite3_stmt* st = nullptr;
+      int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, nullptr);
+      std::string mode;
+      if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+          mode = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+          rc = SQLITE_OK;
+        }
+      }
+      sqlite3_finalize(st);
+      if (mode == "wal") break;
+      const int primary = rc & 0xFF;
+      if ((primary == SQLITE_BUSY || primary == SQLITE_LOCKED) && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(2 + attempt * 2, 50)));
+        continue;
+      }
+      throwSqlite(db, rc == SQLITE_OK ? SQLITE_ERROR : rc, "switching to WAL");
     }
-    sqlite3_finalize(st);
-    if (mode != "wal") throwSqlite(db, rc == SQLITE_OK ? SQLITE_ERROR : rc, "switching to WAL");
   }
   // FULL is kept by SqliteTransaction::commit() syncing the WAL itself; the connection runs at
   // NORMAL so that commitUnsynced() can leave the sync out (GroupCommitter's applied groups).
