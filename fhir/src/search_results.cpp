@@ -773,25 +773,22 @@ const std::vector<std::string>& compartmentResourceTypes(std::string_view compar
 namespace {
 
 // The SQL condition "m (a search_reference row) links its resource into the patient compartment":
-// (m.type, m.param) is one of the compartment's pairs. Built once from the compiled-in table,
-// whose names are plain identifiers ([A-Za-z] types, [a-z0-9-] codes: checked by the generator),
-// so they can stand as literals.
+// (m.type, m.param) is one of the compartment's pairs, tested as one IN list of "type|param"
+// constants (SQLite looks each row up in a temporary index of the list; the equivalent OR of one
+// (type AND param IN ...) branch per type cost a tenth of an $everything request in string
+// compares). Built once from the compiled-in table, whose names are plain identifiers
+// ([A-Za-z] types, [a-z0-9-] codes: checked by the generator), so they can stand as literals.
 const std::string& compartmentCondition() {
   static const std::string cond = [] {
-    std::string s = "(";
-    bool first = true;
+    std::string list;
     const CompartmentTable& t = patientCompartment();
     for (const std::string& type : t.types) {
-      const auto& params = t.params.at(type);
-      if (params.empty()) continue;
-      s += first ? "" : " OR ";
-      first = false;
-      s += "(m.type = '" + type + "' AND m.param IN (";
-      for (size_t i = 0; i < params.size(); ++i) s += (i ? ", '" : "'") + params[i] + "'";
-      s += "))";
+      for (const std::string& param : t.params.at(type)) {
+        list += list.empty() ? "'" : ", '";
+        list += type + "|" + param + "'";
+      }
     }
-    s += first ? "1 = 0)" : ")";
-    return s;
+    return list.empty() ? std::string("(1 = 0)") : "((m.type || '|' || m.param) IN (" + list + "))";
   }();
   return cond;
 }
