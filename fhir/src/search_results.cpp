@@ -1061,7 +1061,13 @@ std::string everything(ResourceStore& store, const Model& model, std::string_vie
 
   // 4. The Bundle.
   std::string out;
-  out.reserve(1024 + content.size() * 512);
+  {
+    // The contents plus the entry wrappers (fullUrl, search mode): one allocation, no regrowth
+    // copies of a body that is often half a megabyte.
+    size_t bytes = 4096;
+    for (const auto& [k, json] : content) bytes += json.size() + k.size() + 160 + baseUrl.size();
+    out.reserve(bytes);
+  }
   out += "{\"resourceType\":\"Bundle\",\"id\":\"";
   out += newResourceId();
   out += "\",\"meta\":{\"lastUpdated\":\"";
