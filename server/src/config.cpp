@@ -78,6 +78,12 @@ Config Config::load(const Poco::Util::AbstractConfiguration& c) {
   h.shutdownGraceSeconds = intKey(c, "http.shutdown-grace", h.shutdownGraceSeconds, 0, 3600);
   h.tlsCertificate = c.getString("http.tls.certificate", "");
   h.tlsPrivateKey = c.getString("http.tls.private-key", "");
+  // http.tls=true states that HTTPS is wanted: without a certificate and key that is an error
+  // (./run.sh --tls makes a development pair), never a silent fall-back to plain HTTP.
+  if (boolKey(c, "http.tls", false) && (h.tlsCertificate.empty() || h.tlsPrivateKey.empty())) {
+    throw ConfigError("http.tls=true needs http.tls.certificate and http.tls.private-key (./run.sh --tls generates a "
+                      "development pair)");
+  }
   if (h.tlsCertificate.empty() != h.tlsPrivateKey.empty()) {
     throw ConfigError("http.tls.certificate and http.tls.private-key must be set together");
   }

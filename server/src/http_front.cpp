@@ -410,6 +410,9 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
   void send(HTTPServerResponse& resp, const Response& r) {
     resp.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(r.status));
     resp.set("X-Request-Id", requestId_);
+    // HTTPS only (a browser ignores it over plain HTTP, and sending it there would be a lie):
+    // clients that spoke TLS to this host keep to TLS for a year.
+    if (ctx_.tls.load()) resp.set("Strict-Transport-Security", "max-age=31536000");
     for (const auto& [k, v] : r.headers) resp.set(k, v);
     if (r.closeConnection) resp.setKeepAlive(false);
     if (r.body.empty()) {

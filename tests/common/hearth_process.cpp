@@ -2,6 +2,9 @@
 
 #include <Poco/File.h>
 #include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/Net/Context.h>
+#include <memory>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/NullStream.h>
@@ -63,9 +66,17 @@ uint16_t readPortFile(const std::string& path) {
   return 0;
 }
 
-int healthStatus(const std::string& host, uint16_t port) {
+int healthStatus(const std::string& host, uint16_t port, bool tls) {
   try {
-    Poco::Net::HTTPClientSession session(host, port);
+    std::unique_ptr<Poco::Net::HTTPClientSession> owned;
+    if (tls) {
+      Poco::Net::Context::Ptr ctx =
+          new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", Poco::Net::Context::VERIFY_NONE);
+      owned = std::make_unique<Poco::Net::HTTPSClientSession>(host, port, ctx);
+    } else {
+      owned = std::make_unique<Poco::Net::HTTPClientSession>(host, port);
+    }
+    Poco::Net::HTTPClientSession& session = *owned;
     session.setTimeout(Poco::Timespan(2, 0));
     Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, "/health", Poco::Net::HTTPMessage::HTTP_1_1);
     session.sendRequest(req);
@@ -207,7 +218,7 @@ void HearthProcess::waitReady() {
   while (true) {
     if (auto st = waitExit(std::chrono::milliseconds(0)))
       failStart("server exited during start-up: " + st->describe());
-    last = healthStatus(host_, port_);
+    last = healthStatus(host_, port_, options_.tls);
     if (last == 200) return;
     if (Clock::now() > deadline) {
       failStart("GET /health did not answer 200 within " + std::to_string(options_.startTimeout.count()) +

@@ -36,6 +36,7 @@ struct ServerOptions {
   std::vector<std::string> args;  // extra command line arguments, e.g. {"--set", "http.body-limit=2048"}
   std::string db;                 // --db URL; empty = the server's default (SQLite in the data dir)
   std::chrono::milliseconds startTimeout{20000};
+  bool tls = false;  // the server speaks HTTPS (the start-up health check uses TLS, any certificate)
 };
 
 class HearthProcess {

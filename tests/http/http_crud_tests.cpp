@@ -9,14 +9,23 @@
 // Every response body of a /fhir request is saved and, as each suite's last test, validated against
 // the official R4 JSON schema.
 #include <Poco/File.h>
+#include <Poco/Net/Context.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/String.h>
 #include <Poco/URI.h>
 #include <cppunit/extensions/HelperMacros.h>
 #include <cppunit/extensions/TestFactoryRegistry.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -649,6 +658,7 @@ class HttpFrontTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(testKeepAlive);
   CPPUNIT_TEST(testErrorsKeepConnectionInSync);
   CPPUNIT_TEST(testBodyLimit413);
+  CPPUNIT_TEST(testHttpsWithHsts);
   CPPUNIT_TEST(testConfigFileAndSwitches);
   CPPUNIT_TEST(testAuth401And403);
   CPPUNIT_TEST(testBodiesMatchSchema);
@@ -1211,6 +1221,63 @@ class HttpFrontTest : public CppUnit::TestFixture {
       }
     }
     if (!failures.empty()) CPPUNIT_FAIL("unread request bodies corrupt keep-alive connections:" + failures);
+  }
+
+  // TLS from config: HTTPS answers with HSTS; the same port does not speak plain HTTP; and
+  // http.tls=true without a certificate refuses to start instead of serving plain HTTP.
+  void testHttpsWithHsts() {
+    char dirTemplate[] = "/tmp/hearth-tls-XXXXXX";
+    const char* dir = ::mkdtemp(dirTemplate);
+    CPPUNIT_ASSERT(dir != nullptr);
+    const std::string cert = std::string(dir) + "/cert.pem", key = std::string(dir) + "/key.pem";
+    const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -keyout " + key +
+                            " -out " + cert + " >/dev/null 2>&1";
+    CPPUNIT_ASSERT_EQUAL_MESSAGE("openssl made a test certificate", 0, std::system(cmd.c_str()));
+    {
+      ServerOptions so{{"--set", "http.tls=true", "--set", "http.tls.certificate=" + cert, "--set",
+                        "http.tls.private-key=" + key},
+                       ""};
+      so.tls = true;
+      HearthProcess server(so);
+      server.start();
+      Poco::Net::Context::Ptr ctx =
+          new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", Poco::Net::Context::VERIFY_NONE);
+      Poco::Net::HTTPSClientSession https("127.0.0.1", server.port(), ctx);
+      https.setTimeout(Poco::Timespan(10, 0));
+      Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, "/fhir/metadata", Poco::Net::HTTPMessage::HTTP_1_1);
+      req.setHost("127.0.0.1");
+      https.sendRequest(req);
+      Poco::Net::HTTPResponse resp;
+      std::istream& in = https.receiveResponse(resp);
+      std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      CPPUNIT_ASSERT_EQUAL(200, static_cast<int>(resp.getStatus()));
+      CPPUNIT_ASSERT_EQUAL(std::string("max-age=31536000"), resp.get("Strict-Transport-Security", ""));
+      CPPUNIT_ASSERT_MESSAGE(body, body.find("\"CapabilityStatement\"") != std::string::npos);
+      CPPUNIT_ASSERT_MESSAGE("the base URL is https",
+                             body.find("\"url\":\"https://") != std::string::npos ||
+                                 body.find("https://127.0.0.1") != std::string::npos);
+      // Plain HTTP on the TLS port gets no HTTP answer.
+      bool plainAnswered = false;
+      try {
+        Poco::Net::HTTPClientSession plain("127.0.0.1", server.port());
+        plain.setTimeout(Poco::Timespan(5, 0));
+        Poco::Net::HTTPRequest preq(Poco::Net::HTTPRequest::HTTP_GET, "/fhir/metadata", Poco::Net::HTTPMessage::HTTP_1_1);
+        plain.sendRequest(preq);
+        Poco::Net::HTTPResponse presp;
+        plain.receiveResponse(presp);
+        plainAnswered = presp.getStatus() == Poco::Net::HTTPResponse::HTTP_OK;
+      } catch (const Poco::Exception&) {
+      }
+      CPPUNIT_ASSERT(!plainAnswered);
+    }
+    {
+      HearthProcess server(ServerOptions{{"--set", "http.tls=true"}, ""});
+      CPPUNIT_ASSERT_THROW(server.start(), std::runtime_error);
+      CPPUNIT_ASSERT_MESSAGE(server.log(), server.log().find("http.tls=true needs") != std::string::npos);
+    }
+    std::remove(cert.c_str());
+    std::remove(key.c_str());
+    ::rmdir(dir);
   }
 
   void testBodyLimit413() {
