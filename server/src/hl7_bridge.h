@@ -15,7 +15,10 @@
 //     that still loses (UNIQUE violation) re-reads the winner's row and answers its ACK.
 //  3. Original mode (MSH-15 and MSH-16 empty): the mapped transaction Bundle and the row
 //     ('processed', AA and the AA bytes) commit in ONE transaction
-//     (InteractionProcessor::processTransactionWith); the AA is returned after the commit.
+//     (InteractionProcessor::processTransactionWith); the AA is returned after the commit. In
+//     journal mode (setJournal, the default with group commit) the raw message is first made
+//     durable in the journal and the unit is only applied in the open commit group: the AA waits
+//     for the journal sync and the unit, not for the group's commit (hl7_journal.h).
 //     Mapping errors (AckError list) or a Bundle the FHIR layer refuses (4xx) -> the row is stored
 //     with status 'error', a PHI-free error text (codes and locations) and the AE, in its own
 //     transaction; then AE with ERR (location, table 0357 code, text). Unsupported message type or

@@ -238,7 +238,6 @@ Hl7Journal::Ticket Hl7Journal::append(std::string_view peer, std::string_view ra
   cur->used += rec.size();
   ++cur->outstanding;
   ++nextSeq_;
-  ++records_;
   written_ += rec.size();
   Ticket t{seq, written_, cur->first};
   lock.unlock();
@@ -328,11 +327,6 @@ void Hl7Journal::closeCurrent() {
   cur.closed = true;
   failed_ = true;  // no more appends
   durableCv_.notify_all();
-}
-
-uint64_t Hl7Journal::appendedRecords() const {
-  std::lock_guard lock(mu_);
-  return records_;
 }
 
 }  // namespace hearth::server

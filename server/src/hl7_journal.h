@@ -81,8 +81,6 @@ class Hl7Journal {
   // is nothing to delete.
   void reclaim(const std::function<bool()>& commitApplied);
 
-  uint64_t appendedRecords() const;
-
   // Shutdown, after the listener stopped: syncs and closes the current segment, so that reclaim()
   // can delete it once its records are committed. Appends fail afterwards.
   void closeCurrent();
@@ -113,7 +111,6 @@ class Hl7Journal {
   bool syncing_ = false;
   bool failed_ = false;
   bool stop_ = false;
-  uint64_t records_ = 0;
   std::thread syncer_;
 };
 

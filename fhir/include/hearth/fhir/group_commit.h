@@ -56,7 +56,8 @@ class GroupCommitter {
   // not yet committed: see the class comment), or rethrows the unit's exception or a BEGIN error.
   void runApplied(const Unit& unit);
   // Commits the open group if it holds applied units; returns after that commit (or at once when
-  // nothing is pending). Groups of applied units only commit unsynced (commitUnsynced: their input
+  // nothing is pending). Does not throw: a failed commit shows in appliedLost(). Groups of applied
+  // units only commit unsynced (commitUnsynced: their input
   // is durable elsewhere); durable=true also makes every earlier commit durable (a synced commit,
   // of an empty transaction if need be), e.g. before the journal drops records.
   void flush(bool durable = false);
@@ -83,7 +84,6 @@ class GroupCommitter {
   uint64_t flushRequests_ = 0;  // flush() calls so far (guarded by mu_)
   uint64_t flushesServed_ = 0;  // requests covered by a finished commit (guarded by mu_)
   bool durableWanted_ = false;  // a flush(true) is waiting (guarded by mu_)
-  std::exception_ptr lastFlushError_;
   std::atomic<bool> pending_{false};  // an open group holds applied units
   std::atomic<bool> appliedLost_{false};
   std::thread writer_;
