@@ -13,6 +13,8 @@
 // it is left out rather than computed.
 #include "hearth/fhir/search.h"
 
+#include <algorithm>
+
 #include "hearth/fhir/bundle.h"
 #include "hearth/fhir/service.h"
 #include "search_query.h"
@@ -223,8 +225,21 @@ std::vector<std::string> SearchEngine::matchIds(std::string_view type, std::stri
   opt.criteriaOnly = true;
   const searchq::ParsedSearch s = searchq::parseSearch(service.model(), params, opt);
   ResourceStore& store = service.store();
-  const auto rows =
-      runQuery(store, tx, searchq::buildMatchIdsQuery(s, store.dialect(), std::max(1, limit)));
+  limit = std::max(1, limit);
+  const int cap = limit + 16;
+  if (const auto fast = searchq::buildMatchIdsFastQuery(s, store.dialect(), cap)) {
+    const auto rows = runQuery(store, tx, *fast);
+    if (rows.size() < static_cast<size_t>(cap)) {  // every matching index row seen
+      std::vector<std::string> ids;
+      ids.reserve(rows.size());
+      for (const SqlRow& row : rows) ids.push_back(textColumn(row.at(0)));
+      std::sort(ids.begin(), ids.end());
+      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+      if (ids.size() > static_cast<size_t>(limit)) ids.resize(static_cast<size_t>(limit));
+      return ids;
+    }
+  }
+  const auto rows = runQuery(store, tx, searchq::buildMatchIdsQuery(s, store.dialect(), limit));
   std::vector<std::string> ids;
   ids.reserve(rows.size());
   for (const SqlRow& row : rows) ids.push_back(textColumn(row.at(0)));

@@ -162,6 +162,12 @@ SqlQuery buildPageQuery(const ParsedSearch& s, SqlDialect dialect);
 SqlQuery buildCountQuery(const ParsedSearch& s, SqlDialect dialect);
 // SELECT c.id of the first `limit` matches of a single-type search, by id.
 SqlQuery buildMatchIdsQuery(const ParsedSearch& s, SqlDialect dialect, int limit);
+// The common conditional criterion (one positive index parameter of one type, e.g.
+// identifier=system|value) read straight from its index table, with neither the resource_current
+// join nor DISTINCT/ORDER BY (each costs SQLite a temporary B-tree per write): index rows exist for
+// current, non-deleted resources only, so the ids it returns, de-duplicated, are the matches,
+// provided fewer than `cap` rows came back (else run buildMatchIdsQuery). nullopt: not that shape.
+std::optional<SqlQuery> buildMatchIdsFastQuery(const ParsedSearch& s, SqlDialect dialect, int cap);
 
 // Cursor tokens (base64url): the sort values of the last row plus its type and id, bound to the
 // search's fingerprint by a checksum. decodeCursor throws FhirError 400 on anything malformed,

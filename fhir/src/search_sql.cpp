@@ -751,6 +751,21 @@ SqlQuery buildCountQuery(const ParsedSearch& s, SqlDialect dialect) {
   return q.take();
 }
 
+std::optional<SqlQuery> buildMatchIdsFastQuery(const ParsedSearch& s, SqlDialect dialect, int cap) {
+  if (!singleTyped(s) || s.branches[0].criteria.size() != 1) return std::nullopt;
+  const Criterion& c = s.branches[0].criteria[0];
+  if (c.kind != CritKind::Index || c.negate || c.values.empty()) return std::nullopt;
+  Sql q(dialect);
+  const std::string a = q.alias('s');
+  q << "SELECT " << a << ".id FROM " << tableName(c.table) << " " << a << " WHERE " << a << ".type = ";
+  q.text(c.type) << " AND " << a << ".param = ";
+  q.text(c.param);
+  valuesClause(q, c, a);
+  q << " LIMIT ";
+  q.integer(cap);
+  return q.take();
+}
+
 SqlQuery buildMatchIdsQuery(const ParsedSearch& s, SqlDialect dialect, int limit) {
   Sql q(dialect);
   q << "SELECT u.id FROM (";
