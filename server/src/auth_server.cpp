@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <set>
 #include <sstream>
 
@@ -979,6 +980,56 @@ struct AuthServer::Impl {
     return token;
   }
 
+  // The access tokens issued under a refresh-token family that may still be valid, so that
+  // revoking the family (RFC 7009 2.1: "SHOULD also invalidate all access tokens based on the same
+  // authorization grant"; reuse detection) denies them too, at no cost per request: the list is
+  // read only when a family is revoked. Key "famat:<family>", a JSON array of [jti, exp], expired
+  // entries dropped on each update; rotation makes concurrent updates of one family exceptional.
+  void rememberFamilyToken(const std::string& family, const std::string& jti, int64_t exp) {
+    if (family.empty() || jti.empty()) return;
+    const int64_t now = static_cast<int64_t>(std::time(nullptr));
+    rapidjson::Document list;
+    list.SetArray();
+    if (auto stored = rt().cache().get("famat:" + family)) {
+      rapidjson::Document old;
+      old.Parse(stored->c_str());
+      if (!old.HasParseError() && old.IsArray()) {
+        for (auto& e : old.GetArray()) {
+          if (e.IsArray() && e.Size() == 2 && e[0].IsString() && e[1].IsInt64() && e[1].GetInt64() > now) {
+            rapidjson::Value v(rapidjson::kArrayType);
+            v.PushBack(rapidjson::Value(e[0].GetString(), list.GetAllocator()), list.GetAllocator());
+            v.PushBack(e[1].GetInt64(), list.GetAllocator());
+            list.PushBack(v, list.GetAllocator());
+          }
+        }
+      }
+    }
+    int64_t last = exp;
+    for (auto& e : list.GetArray()) last = std::max(last, e[1].GetInt64());
+    rapidjson::Value v(rapidjson::kArrayType);
+    v.PushBack(rapidjson::Value(jti.c_str(), list.GetAllocator()), list.GetAllocator());
+    v.PushBack(exp, list.GetAllocator());
+    list.PushBack(v, list.GetAllocator());
+    rapidjson::StringBuffer b;
+    rapidjson::Writer<rapidjson::StringBuffer> w(b);
+    list.Accept(w);
+    rt().cache().set("famat:" + family, b.GetString(), std::chrono::seconds(std::max<int64_t>(last - now + 60, 1)));
+  }
+
+  // Revokes a refresh-token family: no refresh token of it is accepted again, and every access
+  // token issued under it is denied.
+  void revokeFamily(const std::string& family) {
+    rt().cache().set("rtfam:" + family, "revoked", std::chrono::seconds(cfg().refreshTokenSeconds));
+    auto stored = rt().cache().get("famat:" + family);
+    if (!stored) return;
+    rapidjson::Document list;
+    list.Parse(stored->c_str());
+    if (list.HasParseError() || !list.IsArray()) return;
+    for (auto& e : list.GetArray()) {
+      if (e.IsArray() && e.Size() == 2 && e[0].IsString() && e[1].IsInt64()) rt().denyToken(e[0].GetString(), e[1].GetInt64());
+    }
+  }
+
   void tokenResponse(Grant& g, const std::string& grantType, bool userToken) {
     const auth::ScopeSet sc = auth::parseScopes(g.scope);
     std::string jti;
@@ -987,7 +1038,10 @@ struct AuthServer::Impl {
     const std::string sub = userToken ? g.user : g.clientId;
     const std::string at = signAccessToken(g, sub, lifetime, jti, exp);
     std::string refresh;
-    if (userToken && (sc.offlineAccess || sc.onlineAccess)) refresh = newRefreshToken(g);
+    if (userToken && (sc.offlineAccess || sc.onlineAccess)) {
+      refresh = newRefreshToken(g);
+      rememberFamilyToken(g.family, jti, exp);
+    }
     rapidjson::StringBuffer b;
     Json w(b);
     w.StartObject();
@@ -1050,7 +1104,7 @@ struct AuthServer::Impl {
       if (!stored) {
         // A rotated token presented again: someone holds a copy. Revoke the whole family.
         if (auto fam = rt().cache().get("rtused:" + h)) {
-          rt().cache().set("rtfam:" + *fam, "revoked", std::chrono::seconds(cfg().refreshTokenSeconds));
+          revokeFamily(*fam);
           logEvent("warning", "auth: refresh token reuse detected; the token family is revoked");
           return refuse({400, "invalid_grant", "refresh token reuse detected; the grant is revoked"}, client->clientId);
         }
@@ -1204,7 +1258,7 @@ struct AuthServer::Impl {
       if (auto stored = rt().cache().get("rt:" + h)) {
         auto g = Grant::fromJson(*stored);
         if (g && g->clientId == client->clientId) {
-          rt().cache().set("rtfam:" + g->family, "revoked", std::chrono::seconds(cfg().refreshTokenSeconds));
+          revokeFamily(g->family);
           rt().cache().remove("rt:" + h);
           audit(AuthEvent::Type::Revoked, true, g->user, client->clientId, "refresh token family");
         }

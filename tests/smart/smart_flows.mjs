@@ -229,6 +229,9 @@ scenarios['refresh-rotation'] = async () => {
   let familyDead = false;
   try { await client.refreshTokenGrant(config, r1.refresh_token); } catch (e) { familyDead = e.error === 'invalid_grant'; }
   check(familyDead, 'reuse revoked the whole family');
+  // ... and the access tokens issued under it (the refreshed one read a moment ago).
+  const after = await fhir('GET', `/Patient/${people.patientId}`, r1.access_token);
+  check(after.status === 401, 'reuse denied the access tokens of the family', after.status);
 };
 
 scenarios['revocation'] = async () => {
@@ -253,6 +256,25 @@ scenarios['revocation'] = async () => {
   let dead = false;
   try { await client.refreshTokenGrant(config, tokens.refresh_token); } catch (e) { dead = e.error === 'invalid_grant'; }
   check(dead, 'revoked refresh token refused');
+  // Revoking a refresh token also denies every access token issued under its grant (RFC 7009
+  // 2.1), the first one and the refreshed one alike; introspection reports them inactive.
+  const second = await standaloneLaunch(people);
+  const r2 = await client.refreshTokenGrant(second.config, second.tokens.refresh_token);
+  r = await fhir('GET', `/Patient/${people.patientId}`, r2.access_token);
+  check(r.status === 200, 'refreshed token reads before its grant is revoked', r.status);
+  const probe = second.tokens.access_token;
+  await client.tokenRevocation(second.config, r2.refresh_token);
+  for (const [name, t] of [['first', second.tokens.access_token], ['refreshed', r2.access_token]]) {
+    r = await fhir('GET', `/Patient/${people.patientId}`, t);
+    check(r.status === 401, `${name} access token of a revoked grant -> 401`, r.status);
+  }
+  const live = (await standaloneLaunch(people)).tokens.access_token;
+  const intro = await fetch(`${origin}/auth/introspect`, {
+    method: 'POST', headers: { Authorization: `Bearer ${live}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token: probe }),
+  });
+  const introBody = await intro.json();
+  check(intro.status === 200 && introBody.active === false, 'introspection: access token of a revoked grant inactive', introBody);
 };
 
 scenarios['invalid-aud'] = async () => {
