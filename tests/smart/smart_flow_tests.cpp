@@ -96,6 +96,7 @@ class SmartFlowTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(mixedScopes);
   CPPUNIT_TEST(lockout);
   CPPUNIT_TEST(backendServices);
+  CPPUNIT_TEST(backendJku);
   CPPUNIT_TEST(symmetricClient);
   CPPUNIT_TEST(redisOutage);
   CPPUNIT_TEST_SUITE_END();
@@ -117,6 +118,7 @@ class SmartFlowTest : public CppUnit::TestFixture {
   void mixedScopes() { scenario("mixed-scopes"); }
   void lockout() { scenario("lockout"); }
   void backendServices() { scenario("backend-services"); }
+  void backendJku() { scenario("backend-jku"); }
   void symmetricClient() { scenario("symmetric-client"); }
   void redisOutage() { scenario("redis-outage"); }
 

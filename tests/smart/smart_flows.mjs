@@ -13,6 +13,7 @@ import * as jose from 'jose';
 import { spawn } from 'node:child_process';
 import { randomBytes, createHash } from 'node:crypto';
 import net from 'node:net';
+import http from 'node:http';
 
 const origin = process.env.HEARTH_ORIGIN;
 const fhirBase = `${origin}/fhir`;
@@ -446,6 +447,45 @@ scenarios['backend-services'] = async () => {
     // Patient/user scopes are not for backend services.
     const wrongScope = await tokenWithAssertion(await assertion(c), 'patient/*.rs');
     check(wrongScope.status === 400 && wrongScope.json?.error === 'invalid_scope', `${alg}: patient scope refused`, wrongScope);
+  }
+};
+
+// A backend client registered with a jku instead of keys: Hearth fetches the JWKS from that URL
+// (served here by a real HTTP server), and only from it.
+scenarios['backend-jku'] = async () => {
+  const { publicKey, privateKey } = await jose.generateKeyPair('ES384', { extractable: true });
+  const kid = `k-${uid()}`;
+  const jwks = { keys: [{ ...(await jose.exportJWK(publicKey)), kid, alg: 'ES384', use: 'sig' }] };
+  let fetched = 0;
+  const server = http.createServer((req, res) => {
+    fetched += 1;
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify(jwks));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const jku = `http://127.0.0.1:${server.address().port}/jwks.json`;
+    const id = `svc-jku-${uid()}`;
+    const reg = await admin('POST', '/admin/clients', {
+      client_id: id, type: 'confidential-asymmetric', jku: [jku], scope: 'system/*.rs', roles: ['admin'],
+    });
+    check(reg.status === 201, 'register a jku client', reg.text);
+    const c = { id, privateKey, kid, alg: 'ES384' };
+    const ok = await tokenWithAssertion(await assertion(c, { header: { jku } }));
+    check(ok.status === 200 && ok.json?.access_token, 'assertion verified with keys fetched from the registered jku', ok);
+    check(fetched >= 1, 'the registered jku was fetched', fetched);
+    const r = await fhir('GET', '/Patient?_count=1', ok.json.access_token);
+    check(r.status === 200, 'jku client token reads', r.status);
+    // Without a jku header the single registered jku is used; another key is still refused.
+    const implicit = await tokenWithAssertion(await assertion(c));
+    check(implicit.status === 200, 'the single registered jku serves assertions without a jku header', implicit);
+    const other = await jose.generateKeyPair('ES384');
+    const forged = await tokenWithAssertion(await assertion(c, { key: other.privateKey, header: { jku } }));
+    check(forged.status === 401 && forged.json?.error === 'invalid_client', 'a key not in the jku JWKS is refused', forged);
+    const elsewhere = await tokenWithAssertion(await assertion(c, { header: { jku: `http://127.0.0.1:${server.address().port}/other.json` } }));
+    check(elsewhere.status === 401, 'a jku other than the registered one is refused', elsewhere);
+  } finally {
+    server.close();
   }
 };
 
