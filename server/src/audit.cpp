@@ -142,18 +142,26 @@ void AuditTrail::run() {
       }
       merged.push_back(std::move(r));
     }
-    std::vector<std::string> events;
+    // Built, parsed and index-extracted here, before the transaction: the unit then holds the
+    // store's writer lock (which every other writer waits for) only to write rows.
+    std::vector<fhir::PreparedResource> events;
     events.reserve(merged.size());
+    size_t unbuilt = 0;
     for (const AuditRecord& r : merged) {
       try {
-        events.push_back(toJson(r));
+        events.push_back(service_.prepare("AuditEvent", toJson(r)));
       } catch (const std::exception& e) {
+        ++unbuilt;
         logEvent("error", std::string("audit: could not build an AuditEvent: ") + e.what());
       }
     }
+    if (unbuilt) {
+      std::lock_guard lk(mu_);
+      failed_ += unbuilt;
+    }
     try {
       service_.runAtomicAlone([&](fhir::WriteContext& w) {
-        for (const std::string& e : events) w.create("AuditEvent", e);
+        for (const fhir::PreparedResource& e : events) w.create(e);
       });
       std::lock_guard lk(mu_);
       written_ += batch.size();
