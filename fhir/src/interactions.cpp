@@ -201,32 +201,6 @@ std::optional<std::string> base64Decode(std::string_view in) {
   return out;
 }
 
-// Ids for the resources a Bundle creates: UUID-form like newResourceId(), but time-ordered (the
-// RFC 9562 version 7 layout: 48-bit Unix milliseconds, then random bits), so that the resources of
-// a bulk load land next to each other in the stores' (type, id) B-trees instead of at random
-// places, which keeps index inserts on cached pages.
-std::string orderedResourceId() {
-  thread_local std::mt19937_64 gen([] {
-    std::random_device rd;
-    std::seed_seq seq{rd(), rd(), rd(), rd()};
-    return std::mt19937_64(seq);
-  }());
-  const uint64_t ms = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
-  const uint64_t a = (ms << 16) | 0x7000u | (gen() & 0x0FFFu);
-  const uint64_t b = (gen() & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
-  static const char* const kHex = "0123456789abcdef";
-  std::string s;
-  s.reserve(36);
-  for (int i = 0; i < 16; ++i) {
-    const uint64_t word = i < 8 ? a : b;
-    const unsigned byte = static_cast<unsigned>((word >> ((7 - (i % 8)) * 8)) & 0xFF);
-    if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
-    s.push_back(kHex[byte >> 4]);
-    s.push_back(kHex[byte & 15]);
-  }
-  return s;
-}
 
 // ---- reading current content inside a unit (see the file comment) ----
 
@@ -974,7 +948,7 @@ class BundleRun {
         if (needResource() != e.target.type) {
           throw FhirError(400, IssueType::Invalid, "The resource's type does not match request.url", "resourceType");
         }
-        e.newId = orderedResourceId();
+        e.newId = newResourceId();
         break;
       }
       case Method::Put: {
@@ -990,7 +964,7 @@ class BundleRun {
         }
         if (k == Target::Kind::Conditional) {
           requireCriteria(e.target.query, "A conditional PUT");
-          e.newId = orderedResourceId();
+          e.newId = newResourceId();
         }
         break;
       }

@@ -238,7 +238,8 @@ class ResourceService {
   std::unique_ptr<GroupCommitter> committer_;  // declared last: stopped first
 };
 
-// Generates a new server-assigned resource id (random UUID v4 form, 36 chars).
+// Generates a new server-assigned resource id: UUID form (36 chars), RFC 9562 version 7 (time-ordered
+// then random), so that inserts keyed by id stay local in the stores' B-trees.
 std::string newResourceId();
 
 }  // namespace hearth::fhir
