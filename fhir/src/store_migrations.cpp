@@ -81,6 +81,12 @@
 // Version 8: registration_counter, named counters that only grow (workflows/registration.h: the
 //   hospital MRN, name "mrn|<system>"): a number is taken by incrementing the row in the
 //   transaction that writes the resource carrying it, so it is never handed out twice or reused.
+//
+// Version 9: audit_log, the audit trail's staging table (server/src/audit.h): each row one
+//   AuditEvent (its JSON) as the audit writer built it, appended in batches (one narrow B-tree
+//   keyed by an increasing seq, so an audited read costs an append, not the ~170 random index
+//   rows of a merged AuditEvent). Rows become AuditEvent resources (and are deleted, in the same
+//   transaction) in the background and before any request that may read AuditEvents.
 #include "store_common.h"
 
 namespace hearth::fhir::storeimpl {
@@ -323,6 +329,13 @@ CREATE TABLE auth_client (
 CREATE TABLE registration_counter (
   name       TEXT PRIMARY KEY,
   last_value BIGINT NOT NULL
+);
+)SQL"},
+      {9, "audit trail staging log", R"SQL(
+CREATE TABLE audit_log (
+  seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+  created_us BIGINT NOT NULL,
+  event      TEXT NOT NULL
 );
 )SQL"},
   };
@@ -569,6 +582,13 @@ CREATE TABLE auth_client (
 CREATE TABLE registration_counter (
   name       TEXT COLLATE "C" PRIMARY KEY,
   last_value BIGINT NOT NULL
+);
+)SQL"},
+      {9, "audit trail staging log", R"SQL(
+CREATE TABLE audit_log (
+  seq        BIGSERIAL PRIMARY KEY,
+  created_us BIGINT NOT NULL,
+  event      TEXT NOT NULL
 );
 )SQL"},
   };

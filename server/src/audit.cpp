@@ -3,6 +3,8 @@
 #include <Poco/Base64Encoder.h>
 
 #include <algorithm>
+#include <chrono>
+#include <optional>
 #include <sstream>
 
 #include "access_control.h"
@@ -13,6 +15,11 @@
 namespace hearth::server {
 
 namespace {
+
+int64_t steadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 std::string base64(const std::string& bytes) {
   std::ostringstream out;
@@ -67,6 +74,7 @@ void AuditTrail::start() {
   started_ = true;
   stopping_ = false;
   thread_ = std::thread([this] { run(); });
+  materializer_ = std::thread([this] { runMaterializer(); });
 }
 
 void AuditTrail::stop() {
@@ -76,9 +84,12 @@ void AuditTrail::stop() {
     stopping_ = true;
   }
   notEmpty_.notify_all();
+  materializerWake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (materializer_.joinable()) materializer_.join();
   std::lock_guard lk(mu_);
   started_ = false;
+  loggedCv_.notify_all();
 }
 
 void AuditTrail::record(AuditRecord r) {
@@ -102,6 +113,8 @@ void AuditTrail::record(AuditRecord r) {
   }
   const bool wasEmpty = queue_.empty();
   queue_.push_back(std::move(r));
+  ++enqueued_;
+  lastRecordMs_.store(steadyMs(), std::memory_order_relaxed);
   lk.unlock();
   if (wasEmpty) notEmpty_.notify_one();  // the writer only sleeps on an empty queue
 }
@@ -142,35 +155,121 @@ void AuditTrail::run() {
       }
       merged.push_back(std::move(r));
     }
-    // Built, parsed and index-extracted here, before the transaction: the unit then holds the
-    // store's writer lock (which every other writer waits for) only to write rows.
-    std::vector<fhir::PreparedResource> events;
+    // One append per AuditEvent, one synced transaction per batch; the materializer makes them
+    // resources (see the file comment in audit.h).
+    std::vector<std::string> events;
     events.reserve(merged.size());
     size_t unbuilt = 0;
     for (const AuditRecord& r : merged) {
       try {
-        events.push_back(service_.prepare("AuditEvent", toJson(r)));
+        events.push_back(toJson(r));
       } catch (const std::exception& e) {
         ++unbuilt;
         logEvent("error", std::string("audit: could not build an AuditEvent: ") + e.what());
       }
     }
-    if (unbuilt) {
-      std::lock_guard lk(mu_);
-      failed_ += unbuilt;
-    }
+    bool ok = false;
     try {
+      const int64_t now = fhir::nowInstant().epochMicros;
       service_.runAtomicAlone([&](fhir::WriteContext& w) {
-        for (const fhir::PreparedResource& e : events) w.create(e);
+        for (const std::string& e : events) {
+          w.tx().execute({"INSERT INTO audit_log (created_us, event) VALUES (?, ?)", {now, e}});
+        }
       });
-      std::lock_guard lk(mu_);
-      written_ += batch.size();
+      ok = true;
     } catch (const std::exception& e) {
-      std::lock_guard lk(mu_);
-      failed_ += batch.size();
       logEvent("error", "audit: could not store " + std::to_string(events.size()) + " AuditEvents: " + e.what());
     }
+    {
+      std::lock_guard lk(mu_);
+      failed_ += unbuilt;
+      if (ok) {
+        written_ += batch.size();
+      } else {
+        failed_ += batch.size();
+      }
+      logged_ += batch.size();
+    }
+    loggedCv_.notify_all();
+    if (ok) materializerWake_.notify_one();
     batch.clear();
+  }
+}
+
+size_t AuditTrail::materialize(size_t max) {
+  std::lock_guard m(materializeMu_);
+  fhir::ResourceStore& store = service_.store();
+  const auto rows = store.query({"SELECT seq, event FROM audit_log ORDER BY seq LIMIT ?", {static_cast<int64_t>(max)}});
+  if (rows.empty()) return 0;
+  // Parsed, validated and index-extracted before the transaction (it holds the store's writer).
+  struct Row {
+    int64_t seq;
+    std::optional<fhir::PreparedResource> event;
+  };
+  std::vector<Row> todo;
+  todo.reserve(rows.size());
+  size_t unbuilt = 0;
+  for (const fhir::SqlRow& row : rows) {
+    Row t{std::get<int64_t>(row.at(0)), std::nullopt};
+    try {
+      t.event = service_.prepare("AuditEvent", std::get<std::string>(row.at(1)));
+    } catch (const std::exception& e) {
+      // Dropped from the log (a row that can never be stored must not block the others).
+      ++unbuilt;
+      logEvent("error", std::string("audit: a logged AuditEvent is not valid and was dropped: ") + e.what());
+    }
+    todo.push_back(std::move(t));
+  }
+  service_.runAtomicAlone([&](fhir::WriteContext& w) {
+    for (const Row& t : todo) {
+      // The DELETE claims the row: 0 rows affected means another node materialized it.
+      if (w.tx().execute({"DELETE FROM audit_log WHERE seq = ?", {t.seq}}) == 1 && t.event) w.create(*t.event);
+    }
+  });
+  if (unbuilt) {
+    std::lock_guard lk(mu_);
+    failed_ += unbuilt;
+  }
+  return rows.size();
+}
+
+void AuditTrail::flush() {
+  {
+    std::unique_lock lk(mu_);
+    if (started_) {
+      const uint64_t target = enqueued_;
+      loggedCv_.wait(lk, [&] { return logged_ >= target || !started_; });
+    }
+  }
+  while (materialize(256) > 0) {
+  }
+}
+
+void AuditTrail::runMaterializer() {
+  constexpr int64_t kQuietMs = 200;  // no record for this long: drain the whole log
+  // Else at most this many AuditEvents per round (10 rounds/s): a merged event carries up to
+  // kMaxEntities entities, i.e. ~2 random index rows each, so this bounds the background write
+  // load (and how long it holds the store's writer) while accesses keep coming.
+  constexpr size_t kTrickle = 2;
+  for (;;) {
+    {
+      std::unique_lock lk(mu_);
+      materializerWake_.wait_for(lk, std::chrono::milliseconds(100), [&] { return stopping_; });
+      if (stopping_) return;
+    }
+    try {
+      const bool quiet = steadyMs() - lastRecordMs_.load(std::memory_order_relaxed) >= kQuietMs;
+      if (quiet) {
+        while (materialize(256) > 0) {
+          std::lock_guard lk(mu_);
+          if (stopping_ || steadyMs() - lastRecordMs_.load(std::memory_order_relaxed) < kQuietMs) break;
+        }
+      } else {
+        materialize(kTrickle);
+      }
+    } catch (const std::exception& e) {
+      logEvent("error", std::string("audit: could not materialize logged AuditEvents: ") + e.what());
+    }
   }
 }
 
@@ -312,6 +411,14 @@ void scanPatients(const rapidjson::Value& v, std::vector<std::string>& out, size
 void AuditTrail::deriveEntities(AuditRecord& r) const {
   std::vector<std::string>& patients = r.patients;
   std::vector<std::string>& resources = r.resources;
+  // A single resource read whose body mentions no Patient reference adds nothing to what the path
+  // already said (its Type/id, and the id when it is a Patient): spare parsing it (a read storm
+  // would otherwise cost the writer a JSON parse per read).
+  if (!r.body.empty() && (r.subtype == "read" || r.subtype == "vread") && resources.size() == 1 &&
+      r.body.find("Patient/") == std::string::npos) {
+    r.body.clear();
+    r.body.shrink_to_fit();
+  }
   if (!r.body.empty()) {
     try {
       rapidjson::Document doc = fhir::parseJson(r.body);

@@ -27,14 +27,27 @@
 // kMaxEntities), `period` from the first to the last access. Under load this turns hundreds of
 // reads per second by one client into a few AuditEvents; searches, writes, operations and
 // denials are never merged.
+// Staging (schema version 9): the writer does not store AuditEvent resources itself. It appends
+// each (merged) AuditEvent's JSON to audit_log, one narrow append-only table, in one synced
+// transaction per batch: an audited read costs an append instead of the ~2 random index rows per
+// entity of a stored AuditEvent (about 5 random B-tree pages per read: the reason audited reads
+// ran at a tenth of open reads). A materializer turns log rows into AuditEvent resources, deleting
+// each row in the transaction that creates its resource (exactly once, also with several nodes on
+// one PostgreSQL: a row whose DELETE affects nothing was taken by another node):
+//   - before any request that may read AuditEvents (flush(), called by the HTTP front), so a
+//     search always sees every access recorded before it, the recent queue included;
+//   - in the background, a small batch every 100 ms while records keep arriving (the backlog of a
+//     sustained read storm is bounded only by disk; it drains when the storm ends), and in full
+//     once no record arrived for 200 ms.
 // When the queue is full, record() waits (back-pressure) rather than drop records. stop() flushes
-// the queue. Durability trade-off (documented in README): a record still queued when the process
+// the queue into the log (rows left there are materialized after the next start). Durability trade-off (documented in README): a record still queued when the process
 // crashes (kill -9, power loss) is lost, reads and writes alike - at most the queue's content,
 // typically the last few milliseconds. The write itself is not rolled back for a lost record.
 //
 // AuditEvents are written through ResourceService directly, never through the HTTP policy;
 // access_control.h keeps them immutable for every API caller. Records carry no tokens (only the
 // jti) and no request bodies; log lines of the writer carry counts only.
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -114,11 +127,19 @@ class AuditTrail {
   // from the body). Public for tests.
   std::string toJson(const AuditRecord& r) const;
 
+  // Makes every record made before this call an AuditEvent resource: waits until the writer has
+  // logged them, then materializes the whole log. For requests that may read AuditEvents.
+  // Throws what the store throws.
+  void flush();
+  // Materializes up to `max` log rows (oldest first); returns how many rows it took off the log.
+  size_t materialize(size_t max);
+
   uint64_t written() const;
   uint64_t failed() const;
 
  private:
   void run();
+  void runMaterializer();
   // Fills r.patients / r.resources from r.body and drops the body.
   void deriveEntities(AuditRecord& r) const;
   fhir::ResourceService& service_;
@@ -129,7 +150,11 @@ class AuditTrail {
   std::deque<AuditRecord> queue_;
   bool stopping_ = false, started_ = false;
   uint64_t written_ = 0, failed_ = 0;
-  std::thread thread_;
+  uint64_t enqueued_ = 0, logged_ = 0;  // records queued / taken off the queue and logged (or failed)
+  std::condition_variable loggedCv_, materializerWake_;
+  std::atomic<int64_t> lastRecordMs_{0};  // steady clock: when record() was last called
+  std::mutex materializeMu_;              // one materialization at a time in this process
+  std::thread thread_, materializer_;
 };
 
 }  // namespace hearth::server

@@ -106,6 +106,18 @@ std::vector<std::string_view> splitPath(std::string_view path) {
   return segs;
 }
 
+// Whether a request may return AuditEvents (so the audit log must be materialized first, audit.h):
+// anything naming AuditEvent (type, _revinclude, _has, _type ...), system-level searches, history,
+// operations and Bundles, and Patient compartment searches and $everything (AuditEvent is in the
+// Patient compartment). A false positive costs one indexed SELECT on the empty log.
+bool mayReadAuditEvents(const std::vector<std::string_view>& segs, const std::string& uri) {
+  if (uri.find("AuditEvent") != std::string::npos) return true;
+  if (segs.empty() || segs[0] != "fhir") return false;
+  if (segs.size() == 1) return true;
+  if (segs[1].front() == '_' || segs[1].front() == '$') return true;
+  return segs.size() >= 4 && segs[1] == "Patient";
+}
+
 std::string trimLower(std::string_view s) {
   size_t b = 0, e = s.size();
   while (b < e && (s[b] == ' ' || s[b] == '\t')) ++b;
@@ -732,6 +744,8 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     // Writes acknowledged before this request (HL7 messages applied in the open commit group,
     // hl7_journal.h) become visible first; a single atomic load when none are pending.
     ctx_.service.flushApplied();
+    // Accesses recorded before this request are AuditEvents before it reads any (audit.h).
+    if (ctx_.audit && mayReadAuditEvents(segs, req.getURI())) ctx_.audit->flush();
     // --- HL7 v2 outbox operations view (hl7_outbox.h): write access required (payloads carry PHI) ---
     if (segs.size() >= 3 && segs[0] == "admin" && segs[1] == "hl7" && segs[2] == "outbox") {
       establish(req);
