@@ -1251,7 +1251,8 @@ struct AuthServer::Impl {
       // Only the client the token was issued to may revoke it (RFC 7009 2.1); others get 200 anyway.
       if (claims->stringClaim("client_id").value_or("") == client->clientId && claims->exp) {
         rt().denyToken(claims->jti, *claims->exp);
-        audit(AuthEvent::Type::Revoked, true, claims->sub, client->clientId, "access token", "", claims->jti);
+        audit(AuthEvent::Type::Revoked, true, claims->sub, client->clientId, "access token", "", claims->jti,
+              claims->stringClaim("fhirUser").value_or(""), claims->stringClaim("patient").value_or(""));
       }
     } else if (!token.empty() && token.size() < 200) {
       const std::string h = sha256Hex(token);
@@ -1260,7 +1261,8 @@ struct AuthServer::Impl {
         if (g && g->clientId == client->clientId) {
           revokeFamily(g->family);
           rt().cache().remove("rt:" + h);
-          audit(AuthEvent::Type::Revoked, true, g->user, client->clientId, "refresh token family");
+          audit(AuthEvent::Type::Revoked, true, g->user, client->clientId, "refresh token family", "", "", g->fhirUser,
+                g->patient);
         }
       }
     }

@@ -91,6 +91,7 @@ class SmartFlowTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(ehrLaunch);
   CPPUNIT_TEST(refreshRotation);
   CPPUNIT_TEST(revocation);
+  CPPUNIT_TEST(auditTrail);
   CPPUNIT_TEST(invalidAud);
   CPPUNIT_TEST(pkce);
   CPPUNIT_TEST(mixedScopes);
@@ -113,6 +114,7 @@ class SmartFlowTest : public CppUnit::TestFixture {
   void ehrLaunch() { scenario("ehr-launch"); }
   void refreshRotation() { scenario("refresh-rotation"); }
   void revocation() { scenario("revocation"); }
+  void auditTrail() { scenario("audit-trail"); }
   void invalidAud() { scenario("invalid-aud"); }
   void pkce() { scenario("pkce"); }
   void mixedScopes() { scenario("mixed-scopes"); }

@@ -194,6 +194,33 @@ scenarios['staff-patient-picker'] = async () => {
   check(tokens.claims().fhirUser === `${fhirBase}/Practitioner/d1`, 'staff fhirUser', tokens.claims());
 };
 
+// Every step of a standalone launch is in the audit trail, found by the patient: the login, the
+// token issues (code and refresh), the read (the token's jti as agent policy) and the revocation.
+scenarios['audit-trail'] = async () => {
+  const people = await setupPeople();
+  const { tokens, config } = await standaloneLaunch(people);
+  const clientId = config.clientMetadata().client_id;
+  const jti = jose.decodeJwt(tokens.access_token).jti;
+  const read = await fhir('GET', `/Patient/${people.patientId}`, tokens.access_token);
+  check(read.status === 200, 'read own Patient', read.status);
+  const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token);
+  await client.tokenRevocation(config, refreshed.refresh_token);
+  const r = await fhir('GET', `/AuditEvent?patient=${people.patientId}&_count=1000`, adminToken);
+  check(r.status === 200, 'AuditEvent?patient=', r.status);
+  const events = (r.json.entry || []).map((e) => e.resource);
+  const sub = (e) => e.subtype?.[0]?.code;
+  const byClient = (e) => (e.agent || []).some((a) => a.who?.identifier?.system === 'urn:hearth:oauth-client' &&
+    a.who.identifier.value === clientId);
+  const seen = events.map((e) => `${sub(e)}/${e.outcome}`);
+  check(events.some((e) => sub(e) === '110122' && e.outcome === '0'), 'login audited', seen);
+  check(events.filter((e) => sub(e) === 'token-issued' && e.outcome === '0' && byClient(e)).length >= 2,
+    'code and refresh token issues audited', seen);
+  check(events.some((e) => sub(e) === 'read' && e.action === 'R' &&
+    (e.agent || []).some((a) => (a.policy || []).includes(jti)) &&
+    (e.entity || []).some((x) => x.what?.reference === `Patient/${people.patientId}`)), 'read audited with the token jti', seen);
+  check(events.some((e) => sub(e) === 'token-revoked' && byClient(e)), 'revocation audited', seen);
+};
+
 scenarios['ehr-launch'] = async () => {
   const people = await setupPeople();
   const l = await admin('POST', '/auth/launch', { patient: people.patientId, encounter: 'enc-1' });
