@@ -1,5 +1,6 @@
 #include "hearth/fhir/group_commit.h"
 
+#include <functional>
 #include <vector>
 
 namespace hearth::fhir {
@@ -19,6 +20,19 @@ GroupCommitter::~GroupCommitter() {
   writer_.join();
 }
 
+namespace {
+thread_local std::function<void()>* whileWaiting = nullptr;
+}  // namespace
+
+GroupCommitter::WhileWaiting::WhileWaiting(std::function<void()> work) {
+  whileWaiting = new std::function<void()>(std::move(work));
+}
+
+GroupCommitter::WhileWaiting::~WhileWaiting() {
+  delete whileWaiting;
+  whileWaiting = nullptr;
+}
+
 void GroupCommitter::submit(Item& item) {
   std::future<void> done = item.done.get_future();
   {
@@ -27,6 +41,15 @@ void GroupCommitter::submit(Item& item) {
     queue_.push_back(&item);
   }
   cv_.notify_one();
+  if (whileWaiting && *whileWaiting) {
+    const std::function<void()> work = std::move(*whileWaiting);
+    *whileWaiting = nullptr;
+    try {
+      work();
+    } catch (...) {
+      // The owner of the work looks at its outcome itself (WhileWaiting's contract).
+    }
+  }
   done.get();  // rethrows the unit's or the group's exception
 }
 

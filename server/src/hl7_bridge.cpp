@@ -438,11 +438,14 @@ std::vector<std::string> Hl7Bridge::handleMessage(std::string_view raw, const st
   if (!enhanced) {
     if (journaled) {
       // Journal mode (hl7_journal.h): record durable in the journal, writes applied in the open
-      // group; the AA waits for both. The sync runs on the journal's thread meanwhile.
+      // group; the AA waits for both.
       const Hl7Journal::Ticket t = journal_->append(peer, raw);
       BridgeImpl::Result r;
       try {
         fhir::ResourceService::AppliedWrites applied;
+        // The record's sync runs here while the writer applies the message (no thread hand-off;
+        // waitDurable below then returns at once, or rethrows a failed sync).
+        fhir::GroupCommitter::WhileWaiting sync([this, t] { journal_->waitDurable(t); });
         r = impl.process(msg, k, rawB64, {}, {});
       } catch (...) {
         journal_->release(t);

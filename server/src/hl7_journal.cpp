@@ -144,16 +144,10 @@ Hl7Journal::Hl7Journal(Hl7JournalOptions options) : options_(std::move(options))
   nextSeq_ = std::max(nextSeq_, found);
   std::lock_guard lock(mu_);
   openNewSegmentLocked(0);
-  syncer_ = std::thread([this] { syncLoop(); });
 }
 
 Hl7Journal::~Hl7Journal() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  wake_.notify_all();
-  syncer_.join();
+  std::lock_guard lock(mu_);
   for (auto& [first, s] : segments_) {
     if (s.fd >= 0) ::close(s.fd);
   }
@@ -240,19 +234,25 @@ Hl7Journal::Ticket Hl7Journal::append(std::string_view peer, std::string_view ra
   ++nextSeq_;
   written_ += rec.size();
   Ticket t{seq, written_, cur->first};
-  lock.unlock();
-  wake_.notify_one();
   return t;
 }
 
-void Hl7Journal::syncLoop() {
+// Group commit by the waiters themselves (leader/follower): a waiter whose record is not durable
+// yet either syncs the current segment (covering every record appended so far, its own included)
+// or, while another waiter's sync is under way, waits for it and looks again. No thread hand-off:
+// the lone sender's connection thread syncs its own record, typically while the group writer
+// applies its message (GroupCommitter::WhileWaiting), and with many senders one sync still serves
+// all the records appended before it started.
+void Hl7Journal::waitDurable(const Ticket& t) {
   std::unique_lock lock(mu_);
   for (;;) {
-    wake_.wait(lock, [&] { return stop_ || (written_ > durable_ && !failed_); });
-    if (written_ <= durable_ || failed_) {
-      if (stop_) return;
+    if (durable_ >= t.end) return;
+    if (failed_) throw std::runtime_error("hl7 journal: sync failed; the message is not durable");
+    if (syncing_) {
+      durableCv_.wait(lock, [&] { return !syncing_ || durable_ >= t.end || failed_; });
       continue;
     }
+    // Records of closed segments were synced when their segment closed: t is in the current one.
     const uint64_t target = written_;
     const int fd = segments_.rbegin()->second.fd;
     syncing_ = true;
@@ -267,12 +267,6 @@ void Hl7Journal::syncLoop() {
     }
     durableCv_.notify_all();
   }
-}
-
-void Hl7Journal::waitDurable(const Ticket& t) {
-  std::unique_lock lock(mu_);
-  durableCv_.wait(lock, [&] { return durable_ >= t.end || failed_; });
-  if (durable_ < t.end) throw std::runtime_error("hl7 journal: sync failed; the message is not durable");
 }
 
 void Hl7Journal::release(const Ticket& t) {

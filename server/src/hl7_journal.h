@@ -5,8 +5,9 @@
 // FHIR writes durably on their own costs one database commit with an fsync of every B-tree page
 // the message touched (~100 WAL pages for an ADT A01 with SQLite): about 130 messages/s on one
 // connection. With the journal the bridge instead
-//   1. appends the raw message here (a sequential write; a dedicated thread fdatasyncs, one sync
-//      covering every record appended meanwhile),
+//   1. appends the raw message here (a sequential write; waitDurable() fdatasyncs, one sync
+//      covering every record appended before it: the waiters sync as leader/follower, no thread
+//      hand-off; the bridge runs it while the group writer applies the message),
 //   2. processes it as an APPLIED unit of the group committer (GroupCommitter::runApplied: the
 //      writes and the hl7_message row are applied in the open group transaction, which commits
 //      within store.group-commit.linger-ms, or at once when an HTTP reader asks for it),
@@ -38,7 +39,6 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 namespace hearth::server {
@@ -62,9 +62,9 @@ class Hl7Journal {
   };
 
   // Opens (creating) the directory, reads the records of existing segments (recovered()) and
-  // starts a fresh segment and the sync thread. Throws std::runtime_error.
+  // starts a fresh segment. Throws std::runtime_error.
   explicit Hl7Journal(Hl7JournalOptions options);
-  ~Hl7Journal();  // stops the sync thread (after a last sync); files stay
+  ~Hl7Journal();  // closes the files; they stay
   Hl7Journal(const Hl7Journal&) = delete;
   Hl7Journal& operator=(const Hl7Journal&) = delete;
 
@@ -73,6 +73,8 @@ class Hl7Journal {
   void releaseRecovered(uint64_t seq);
 
   Ticket append(std::string_view peer, std::string_view raw);
+  // Returns once t's record is durable, syncing the journal itself unless another waiter's sync
+  // covers it. Throws std::runtime_error if a sync failed.
   void waitDurable(const Ticket& t);
   void release(const Ticket& t);
 
@@ -96,13 +98,11 @@ class Hl7Journal {
     bool closed = false;
   };
   void openNewSegmentLocked(size_t minBytes);
-  void syncLoop();
   std::string segmentPath(uint64_t first) const;
 
   Hl7JournalOptions options_;
   std::vector<Record> recovered_;
   mutable std::mutex mu_;
-  std::condition_variable wake_;     // the sync thread
   std::condition_variable durableCv_;  // waiters and rotation
   std::map<uint64_t, Segment> segments_;  // by first sequence; the last one is current
   uint64_t nextSeq_ = 1;
@@ -110,8 +110,6 @@ class Hl7Journal {
   uint64_t durable_ = 0;  // journal position synced
   bool syncing_ = false;
   bool failed_ = false;
-  bool stop_ = false;
-  std::thread syncer_;
 };
 
 }  // namespace hearth::server

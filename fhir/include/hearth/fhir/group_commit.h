@@ -62,6 +62,19 @@ class GroupCommitter {
   // of an empty transaction if need be), e.g. before the journal drops records.
   void flush(bool durable = false);
   bool hasPending() const { return pending_.load(std::memory_order_acquire); }
+
+  // While alive, the next unit this thread submits (run/runApplied) runs `work` on this thread
+  // after handing the unit over and before waiting for it: work that must finish before the unit's
+  // result is used but may overlap its execution (the HL7 bridge syncs its journal record while
+  // the writer applies the message). Runs at most once; its exception is swallowed (the owner
+  // checks the outcome itself afterwards). Not nested.
+  class WhileWaiting {
+   public:
+    explicit WhileWaiting(std::function<void()> work);
+    ~WhileWaiting();
+    WhileWaiting(const WhileWaiting&) = delete;
+    WhileWaiting& operator=(const WhileWaiting&) = delete;
+  };
   bool appliedLost() const { return appliedLost_.load(std::memory_order_acquire); }
 
  private:
