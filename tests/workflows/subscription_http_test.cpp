@@ -40,7 +40,7 @@ struct Received {
 // An HTTP endpoint that records every request (thread-safe) and answers 200.
 class Receiver {
  public:
-  explicit Receiver(uint16_t port) {
+  explicit Receiver(uint16_t port, int delayMs = 0) : delayMs_(delayMs) {
     Poco::Net::ServerSocket socket;
     socket.bind(Poco::Net::SocketAddress("127.0.0.1", port), true);
     socket.listen(16);
@@ -85,6 +85,7 @@ class Receiver {
         std::lock_guard<std::mutex> lock(r_.mutex_);
         r_.got_.push_back(std::move(got));
       }
+      if (r_.delayMs_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(r_.delayMs_));
       resp.setStatus(Poco::Net::HTTPResponse::HTTP_OK);
       resp.setContentLength(0);
       resp.send();
@@ -106,6 +107,7 @@ class Receiver {
 
   std::mutex mutex_;
   std::vector<Received> got_;
+  int delayMs_ = 0;  // answers this late (a slow endpoint)
   uint16_t port_ = 0;
   std::unique_ptr<Poco::Net::HTTPServer> server_;
 };
@@ -174,6 +176,7 @@ class SubscriptionTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(testNotificationSurvivesKill9);
   CPPUNIT_TEST(testWebSocketChannel);
   CPPUNIT_TEST(testWebSocketAcrossNodes);
+  CPPUNIT_TEST(testRestHookOnceAcrossNodes);
   CPPUNIT_TEST_SUITE_END_ABSTRACT();
 
  public:
@@ -317,6 +320,24 @@ class SubscriptionTest : public CppUnit::TestFixture {
       assertStatus(201, c.post("/fhir/Patient", patient(family)));
       CPPUNIT_ASSERT_EQUAL(std::string("ping " + sub), ws.nextText());
     }
+  }
+
+  // Two nodes on one PostgreSQL database poll the same outbox: each notification is POSTed once,
+  // even to an endpoint slow enough that the other node polls while the first one delivers.
+  void testRestHookOnceAcrossNodes() {
+    if (backend().isolated()) return;  // one process per SQLite store
+    ServerOptions opt;
+    opt.db = backend().db;
+    HearthProcess other(opt);
+    other.start();
+    Receiver hook(0, 700);
+    HttpClient c(*server_);
+    const std::string family = uniqueId("Once");
+    assertStatus(201, c.post("/fhir/Subscription", subscription("Patient?family=" + family, hook.port(), "/once")));
+    for (int i = 0; i < 3; ++i) assertStatus(201, c.post("/fhir/Patient", patient(family)));
+    CPPUNIT_ASSERT(hook.waitFor("/once", 3, std::chrono::seconds(20)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // a duplicate would arrive by now
+    CPPUNIT_ASSERT_EQUAL(size_t(3), hook.at("/once").size());
   }
 
   void testInvalidSubscriptionsRefused() {

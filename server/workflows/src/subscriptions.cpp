@@ -261,7 +261,7 @@ bool SubscriptionHub::deliverOne() {
   // The oldest due notification among the heads of the subscriptions' queues (write order per
   // subscription: a later notification waits while an earlier one is pending).
   const auto rows = store.query(
-      {"SELECT e.id, e.subscription_id, e.payload, e.attempts FROM event_outbox e "
+      {"SELECT e.id, e.subscription_id, e.payload, e.attempts, e.next_attempt_us FROM event_outbox e "
        "WHERE e.kind = 'rest-hook' AND e.status = 'pending' AND e.next_attempt_us <= ? AND NOT EXISTS (SELECT 1 "
        "FROM event_outbox o WHERE o.subscription_id = e.subscription_id AND o.status = 'pending' AND o.seq < e.seq "
        "AND o.kind = e.kind) "
@@ -270,6 +270,20 @@ bool SubscriptionHub::deliverOne() {
   if (rows.empty()) return false;
   const std::string id = text(rows[0][0]), subId = text(rows[0][1]), payload = text(rows[0][2]);
   const int64_t attempts = number(rows[0][3]) + 1;
+  // Claim the notification before delivering it: several nodes on one database poll the same
+  // outbox, and without a claim each would POST it. The claim is a lease (the row stays pending,
+  // so later notifications of the subscription still wait behind it): its due time moves past the
+  // delivery's timeout, by compare-and-set on the due time read above; 0 rows = another node has
+  // it. A node that dies mid-delivery leaves the row due again when the lease ends (at-least-once).
+  {
+    const int64_t leaseUs = int64_t{options_.timeoutMs} * 1000 + 30LL * 1000000;
+    auto tx = store.begin();
+    const int64_t claimed =
+        tx->execute({"UPDATE event_outbox SET next_attempt_us = ? WHERE id = ? AND status = 'pending' AND next_attempt_us = ?",
+                     {nowUs() + leaseUs, id, number(rows[0][4])}});
+    tx->commit();
+    if (claimed != 1) return true;  // taken by another node: look for the next one
+  }
 
   auto finish = [&](const std::string& status, const std::string& error, int64_t nextUs) {
     auto tx = store.begin();
