@@ -177,6 +177,7 @@ class SubscriptionTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(testWebSocketChannel);
   CPPUNIT_TEST(testWebSocketAcrossNodes);
   CPPUNIT_TEST(testRestHookOnceAcrossNodes);
+  CPPUNIT_TEST(testKilledMidDeliveryRedeliversAfterRestart);
   CPPUNIT_TEST_SUITE_END_ABSTRACT();
 
  public:
@@ -338,6 +339,22 @@ class SubscriptionTest : public CppUnit::TestFixture {
     CPPUNIT_ASSERT(hook.waitFor("/once", 3, std::chrono::seconds(20)));
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // a duplicate would arrive by now
     CPPUNIT_ASSERT_EQUAL(size_t(3), hook.at("/once").size());
+  }
+
+  // A node killed while it delivers (its claim on the notification held) delivers again as soon as
+  // it is back, not when the claim's lease would have ended (at-least-once, no long gap).
+  void testKilledMidDeliveryRedeliversAfterRestart() {
+    Receiver hook(0, 3000);  // answers after 3 s: the kill lands mid-delivery
+    {
+      HttpClient c(*server_);
+      const std::string family = uniqueId("Mid");
+      assertStatus(201, c.post("/fhir/Subscription", subscription("Patient?family=" + family, hook.port(), "/mid")));
+      assertStatus(201, c.post("/fhir/Patient", patient(family)));
+    }
+    CPPUNIT_ASSERT(hook.waitFor("/mid", 1, std::chrono::seconds(10)));
+    server_->kill9();
+    server_->restart();
+    CPPUNIT_ASSERT_MESSAGE("redelivered after the restart", hook.waitFor("/mid", 2, std::chrono::seconds(12)));
   }
 
   void testInvalidSubscriptionsRefused() {

@@ -192,6 +192,21 @@ void SubscriptionHub::start() {
   std::lock_guard<std::mutex> lock(runMutex_);
   if (thread_.joinable()) return;
   stopping_ = false;
+  // A node that was killed while delivering leaves its claim (deliverOne's lease) on the row for
+  // up to the lease's length; pending notifications are made due now instead, waiting retries
+  // included (a restart retries at once). With several nodes, a claim of a live node reset here
+  // can mean one duplicate POST at this node's start: delivery is at-least-once anyway.
+  try {
+    fhir::ResourceStore& store = service_.store();
+    auto tx = store.begin();
+    const int64_t now = nowUs();
+    tx->execute({"UPDATE event_outbox SET next_attempt_us = ? WHERE kind = 'rest-hook' AND status = 'pending' "
+                 "AND next_attempt_us > ?",
+                 {now, now}});
+    tx->commit();
+  } catch (const std::exception&) {
+    // Store unavailable at start: the rows become due when their lease or back-off ends.
+  }
   thread_ = std::thread([this] { run(); });
 }
 
