@@ -14,6 +14,7 @@
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/WebSocket.h>
 #include <Poco/StreamCopier.h>
+#include <Poco/ThreadPool.h>
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <chrono>
@@ -47,10 +48,15 @@ class Receiver {
     port_ = socket.address().port();
     auto* params = new Poco::Net::HTTPServerParams;
     params->setMaxThreads(4);
-    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(*this), socket, params);
+    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(*this), pool_, socket, params);
     server_->start();
   }
-  ~Receiver() { server_->stopAll(true); }
+  // Joins the connection threads too: a handler still answering late (delayMs) must not outlive
+  // the Receiver (or the process, whose static strings Poco's error response would use).
+  ~Receiver() {
+    server_->stopAll(true);
+    pool_.joinAll();
+  }
   uint16_t port() const { return port_; }
 
   // Requests to `path` received so far.
@@ -109,6 +115,7 @@ class Receiver {
   std::vector<Received> got_;
   int delayMs_ = 0;  // answers this late (a slow endpoint)
   uint16_t port_ = 0;
+  Poco::ThreadPool pool_{1, 8};  // before server_: destroyed after it
   std::unique_ptr<Poco::Net::HTTPServer> server_;
 };
 
