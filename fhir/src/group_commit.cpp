@@ -21,17 +21,13 @@ GroupCommitter::~GroupCommitter() {
 }
 
 namespace {
-thread_local std::function<void()>* whileWaiting = nullptr;
+// The work of this thread's live WhileWaiting, if any (cleared once run).
+thread_local std::function<void()> whileWaiting;
 }  // namespace
 
-GroupCommitter::WhileWaiting::WhileWaiting(std::function<void()> work) {
-  whileWaiting = new std::function<void()>(std::move(work));
-}
+GroupCommitter::WhileWaiting::WhileWaiting(std::function<void()> work) { whileWaiting = std::move(work); }
 
-GroupCommitter::WhileWaiting::~WhileWaiting() {
-  delete whileWaiting;
-  whileWaiting = nullptr;
-}
+GroupCommitter::WhileWaiting::~WhileWaiting() { whileWaiting = nullptr; }
 
 void GroupCommitter::submit(Item& item) {
   std::future<void> done = item.done.get_future();
@@ -41,9 +37,9 @@ void GroupCommitter::submit(Item& item) {
     queue_.push_back(&item);
   }
   cv_.notify_one();
-  if (whileWaiting && *whileWaiting) {
-    const std::function<void()> work = std::move(*whileWaiting);
-    *whileWaiting = nullptr;
+  if (whileWaiting) {
+    const std::function<void()> work = std::move(whileWaiting);
+    whileWaiting = nullptr;
     try {
       work();
     } catch (...) {

@@ -40,9 +40,10 @@
 //     sustained read storm is bounded only by disk; it drains when the storm ends), and in full
 //     once no record arrived for 200 ms.
 // When the queue is full, record() waits (back-pressure) rather than drop records. stop() flushes
-// the queue into the log (rows left there are materialized after the next start). Durability trade-off (documented in README): a record still queued when the process
-// crashes (kill -9, power loss) is lost, reads and writes alike - at most the queue's content,
-// typically the last few milliseconds. The write itself is not rolled back for a lost record.
+// the queue into the log (rows left there are materialized after the next start). Durability
+// trade-off (documented in README): a record still queued when the process crashes (kill -9,
+// power loss) is lost, reads and writes alike - at most the queue's content, typically the last
+// few milliseconds; logged records are not. The write itself is not rolled back for a lost record.
 //
 // AuditEvents are written through ResourceService directly, never through the HTTP policy;
 // access_control.h keeps them immutable for every API caller. Records carry no tokens (only the

@@ -985,34 +985,38 @@ struct AuthServer::Impl {
   // authorization grant"; reuse detection) denies them too, at no cost per request: the list is
   // read only when a family is revoked. Key "famat:<family>", a JSON array of [jti, exp], expired
   // entries dropped on each update; rotation makes concurrent updates of one family exceptional.
+  std::vector<std::pair<std::string, int64_t>> familyTokens(const std::string& family) {
+    std::vector<std::pair<std::string, int64_t>> out;
+    const auto stored = rt().cache().get("famat:" + family);
+    if (!stored) return out;
+    rapidjson::Document list;
+    list.Parse(stored->c_str());
+    if (list.HasParseError() || !list.IsArray()) return out;
+    for (const auto& e : list.GetArray()) {
+      if (e.IsArray() && e.Size() == 2 && e[0].IsString() && e[1].IsInt64()) out.emplace_back(e[0].GetString(), e[1].GetInt64());
+    }
+    return out;
+  }
+
   void rememberFamilyToken(const std::string& family, const std::string& jti, int64_t exp) {
     if (family.empty() || jti.empty()) return;
     const int64_t now = static_cast<int64_t>(std::time(nullptr));
-    rapidjson::Document list;
-    list.SetArray();
-    if (auto stored = rt().cache().get("famat:" + family)) {
-      rapidjson::Document old;
-      old.Parse(stored->c_str());
-      if (!old.HasParseError() && old.IsArray()) {
-        for (auto& e : old.GetArray()) {
-          if (e.IsArray() && e.Size() == 2 && e[0].IsString() && e[1].IsInt64() && e[1].GetInt64() > now) {
-            rapidjson::Value v(rapidjson::kArrayType);
-            v.PushBack(rapidjson::Value(e[0].GetString(), list.GetAllocator()), list.GetAllocator());
-            v.PushBack(e[1].GetInt64(), list.GetAllocator());
-            list.PushBack(v, list.GetAllocator());
-          }
-        }
-      }
-    }
-    int64_t last = exp;
-    for (auto& e : list.GetArray()) last = std::max(last, e[1].GetInt64());
-    rapidjson::Value v(rapidjson::kArrayType);
-    v.PushBack(rapidjson::Value(jti.c_str(), list.GetAllocator()), list.GetAllocator());
-    v.PushBack(exp, list.GetAllocator());
-    list.PushBack(v, list.GetAllocator());
     rapidjson::StringBuffer b;
     rapidjson::Writer<rapidjson::StringBuffer> w(b);
-    list.Accept(w);
+    w.StartArray();
+    int64_t last = exp;
+    auto entry = [&](const std::string& id, int64_t e) {
+      w.StartArray();
+      w.String(id.c_str(), static_cast<rapidjson::SizeType>(id.size()));
+      w.Int64(e);
+      w.EndArray();
+      last = std::max(last, e);
+    };
+    for (const auto& [id, e] : familyTokens(family)) {
+      if (e > now) entry(id, e);
+    }
+    entry(jti, exp);
+    w.EndArray();
     rt().cache().set("famat:" + family, b.GetString(), std::chrono::seconds(std::max<int64_t>(last - now + 60, 1)));
   }
 
@@ -1020,14 +1024,7 @@ struct AuthServer::Impl {
   // token issued under it is denied.
   void revokeFamily(const std::string& family) {
     rt().cache().set("rtfam:" + family, "revoked", std::chrono::seconds(cfg().refreshTokenSeconds));
-    auto stored = rt().cache().get("famat:" + family);
-    if (!stored) return;
-    rapidjson::Document list;
-    list.Parse(stored->c_str());
-    if (list.HasParseError() || !list.IsArray()) return;
-    for (auto& e : list.GetArray()) {
-      if (e.IsArray() && e.Size() == 2 && e[0].IsString() && e[1].IsInt64()) rt().denyToken(e[0].GetString(), e[1].GetInt64());
-    }
+    for (const auto& [jti, exp] : familyTokens(family)) rt().denyToken(jti, exp);
   }
 
   void tokenResponse(Grant& g, const std::string& grantType, bool userToken) {

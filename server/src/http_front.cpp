@@ -745,7 +745,13 @@ class HearthRequestHandler : public Poco::Net::HTTPRequestHandler {
     // hl7_journal.h) become visible first; a single atomic load when none are pending.
     ctx_.service.flushApplied();
     // Accesses recorded before this request are AuditEvents before it reads any (audit.h).
-    if (ctx_.audit && mayReadAuditEvents(segs, req.getURI())) ctx_.audit->flush();
+    if (ctx_.audit && mayReadAuditEvents(segs, req.getURI())) {
+      try {
+        ctx_.audit->flush();
+      } catch (const fhir::StoreUnavailable& e) {
+        throw FhirError(503, IssueType::Transient, "The database is unavailable").withInternalDetail(e.what());
+      }
+    }
     // --- HL7 v2 outbox operations view (hl7_outbox.h): write access required (payloads carry PHI) ---
     if (segs.size() >= 3 && segs[0] == "admin" && segs[1] == "hl7" && segs[2] == "outbox") {
       establish(req);

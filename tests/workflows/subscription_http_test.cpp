@@ -309,11 +309,8 @@ class SubscriptionTest : public CppUnit::TestFixture {
   // Two nodes on one PostgreSQL database: a client bound on one node gets the pings of writes
   // made through the other (and the node without clients does not swallow them).
   void testWebSocketAcrossNodes() {
-    if (backend().isolated()) return;  // one process per SQLite store
-    ServerOptions opt;
-    opt.db = backend().db;
-    HearthProcess other(opt);
-    other.start();
+    const auto other = startSecondNode();
+    if (!other) return;
     HttpClient c(*server_);
     const std::string family = uniqueId("WsNode");
     const HttpResponse made = c.post("/fhir/Subscription",
@@ -321,7 +318,7 @@ class SubscriptionTest : public CppUnit::TestFixture {
                                          family + R"(","channel":{"type":"websocket"}})");
     assertStatus(201, made);
     const std::string sub = made.json()["id"].GetString();
-    WsClient ws(other);
+    WsClient ws(*other);
     ws.send("bind " + sub);
     CPPUNIT_ASSERT_EQUAL(std::string("bound " + sub), ws.nextText());
     for (int i = 0; i < 3; ++i) {
@@ -333,11 +330,8 @@ class SubscriptionTest : public CppUnit::TestFixture {
   // Two nodes on one PostgreSQL database poll the same outbox: each notification is POSTed once,
   // even to an endpoint slow enough that the other node polls while the first one delivers.
   void testRestHookOnceAcrossNodes() {
-    if (backend().isolated()) return;  // one process per SQLite store
-    ServerOptions opt;
-    opt.db = backend().db;
-    HearthProcess other(opt);
-    other.start();
+    const auto other = startSecondNode();
+    if (!other) return;
     Receiver hook(0, 700);
     HttpClient c(*server_);
     const std::string family = uniqueId("Once");
@@ -362,6 +356,16 @@ class SubscriptionTest : public CppUnit::TestFixture {
     server_->kill9();
     server_->restart();
     CPPUNIT_ASSERT_MESSAGE("redelivered after the restart", hook.waitFor("/mid", 2, std::chrono::seconds(12)));
+  }
+
+  // A second node on the same database, started; nullptr on SQLite (one process per store).
+  std::unique_ptr<HearthProcess> startSecondNode() {
+    if (backend().isolated()) return nullptr;
+    ServerOptions opt;
+    opt.db = backend().db;
+    auto other = std::make_unique<HearthProcess>(opt);
+    other->start();
+    return other;
   }
 
   void testInvalidSubscriptionsRefused() {

@@ -57,11 +57,12 @@ class GroupCommitter {
   void runApplied(const Unit& unit);
   // Commits the open group if it holds applied units; returns after that commit (or at once when
   // nothing is pending). Does not throw: a failed commit shows in appliedLost(). Groups of applied
-  // units only commit unsynced (commitUnsynced: their input
-  // is durable elsewhere); durable=true also makes every earlier commit durable (a synced commit,
-  // of an empty transaction if need be), e.g. before the journal drops records.
+  // units only commit unsynced (commitUnsynced: their input is durable elsewhere); durable=true
+  // also makes every earlier commit durable (a synced commit, of an empty transaction if need
+  // be), e.g. before the journal drops records.
   void flush(bool durable = false);
   bool hasPending() const { return pending_.load(std::memory_order_acquire); }
+  bool appliedLost() const { return appliedLost_.load(std::memory_order_acquire); }
 
   // While alive, the next unit this thread submits (run/runApplied) runs `work` on this thread
   // after handing the unit over and before waiting for it: work that must finish before the unit's
@@ -75,7 +76,6 @@ class GroupCommitter {
     WhileWaiting(const WhileWaiting&) = delete;
     WhileWaiting& operator=(const WhileWaiting&) = delete;
   };
-  bool appliedLost() const { return appliedLost_.load(std::memory_order_acquire); }
 
  private:
   struct Item {
