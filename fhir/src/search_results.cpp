@@ -992,20 +992,26 @@ std::string everything(ResourceStore& store, const Model& model, std::string_vie
   //    references are made distinct (and the patient itself left out: most point back to it)
   //    before resource_current is looked up, once per target instead of once per reference. Last-updated
   //    comes along for _since; contents are fetched for one page only (step 3).
+  //    The members are made distinct first (most are found through two parameters, e.g.
+  //    Observation subject and patient) and materialized once for both uses. A member needs no
+  //    resource_current lookup unless _since asks for its last-updated: a deletion removes every
+  //    index row of its resource, so a reference row is always that of a current, undeleted
+  //    resource (the content fetch of step 3 reads only undeleted ones anyway). CROSS JOIN keeps
+  //    the join order (members, then their references by (type, id)); SQLite's planner otherwise
+  //    scans the whole reference index. At 1M resources this statement went from ~3.3 to ~1.2 ms.
   SqlQuery q;
   const std::string& inCompartment = compartmentCondition();
   q.sql =
-      "SELECT 0, m.type, m.id, c.last_updated FROM search_reference m"
-      " JOIN resource_current c ON c.type = m.type AND c.id = m.id"
-      " WHERE m.target_type = ? AND m.target_id = ? AND NOT c.deleted AND " +
-      inCompartment +
+      "WITH mem AS MATERIALIZED (SELECT DISTINCT m.type AS type, m.id AS id FROM search_reference m"
+      " WHERE m.target_type = ? AND m.target_id = ? AND " +
+      inCompartment + ") " +
+      (req.since ? std::string("SELECT 0, c.type, c.id, c.last_updated FROM mem CROSS JOIN resource_current c"
+                               " WHERE c.type = mem.type AND c.id = mem.id AND NOT c.deleted")
+                 : std::string("SELECT 0, mem.type, mem.id, '' FROM mem")) +
       " UNION ALL"
       " SELECT 1, t.tt, t.ti, c.last_updated FROM ("
-      "   SELECT DISTINCT r.target_type AS tt, r.target_id AS ti FROM search_reference m"
-      "   JOIN search_reference r ON r.type = m.type AND r.id = m.id"
-      "   WHERE m.target_type = ? AND m.target_id = ? AND " +
-      inCompartment +
-      "   AND NOT (r.target_type = m.target_type AND r.target_id = m.target_id)) t"
+      "   SELECT DISTINCT r.target_type AS tt, r.target_id AS ti FROM mem CROSS JOIN search_reference r"
+      "   WHERE r.type = mem.type AND r.id = mem.id AND NOT (r.target_type = ? AND r.target_id = ?)) t"
       " JOIN resource_current c ON c.type = t.tt AND c.id = t.ti"
       " WHERE NOT c.deleted"
       " UNION ALL"

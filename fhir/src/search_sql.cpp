@@ -277,7 +277,8 @@ void valuePredicate(Sql& q, const Criterion& c, const Value& v, const std::strin
       return;
     case IndexKind::Reference:
       if (v.isUrl) {
-        q << a << ".url = ";
+        // url <> '' names the condition of the partial url index (SQLite store, schema 10).
+        q << a << ".url <> '' AND " << a << ".url = ";
         q.text(v.text);
       } else if (!v.refType.empty()) {
         q << a << ".target_type = ";

@@ -687,6 +687,13 @@ std::string resourceKey(std::string_view type, std::string_view id) {
   return key;
 }
 
+// True if a reference row's url is just its target as Type/id (stored as '' since schema 10).
+bool isLocalReferenceUrl(const IndexRow& row) {
+  return !row.refId.empty() && row.url.size() == row.refType.size() + 1 + row.refId.size() &&
+         row.url.compare(0, row.refType.size(), row.refType) == 0 && row.url[row.refType.size()] == '/' &&
+         row.url.compare(row.refType.size() + 1, std::string::npos, row.refId) == 0;
+}
+
 // Binds the value columns of row (of its kind) from parameter `at` on.
 void bindIndexValues(Running& r, int at, const IndexRow& row) {
   switch (row.kind) {
@@ -715,7 +722,12 @@ void bindIndexValues(Running& r, int at, const IndexRow& row) {
     case IndexKind::Reference:
       r.text(at, row.refType);
       r.text(at + 1, row.refId);
-      r.text(at + 2, row.url);
+      // Schema version 10: no url for a plain local reference (it is target_type/target_id).
+      if (isLocalReferenceUrl(row)) {
+        r.text(at + 2, std::string_view());
+      } else {
+        r.text(at + 2, row.url);
+      }
       break;
     case IndexKind::Uri:
       r.text(at, row.text);
@@ -755,6 +767,7 @@ IndexRow readIndexRow(const Running& r, int kind) {
       row.refType = r.colBytes(2);
       row.refId = r.colBytes(3);
       row.url = r.colBytes(4);
+      if (row.url.empty() && !row.refId.empty()) row.url = row.refType + "/" + row.refId;
       break;
     case IndexKind::Uri:
       row.text = r.colBytes(2);
@@ -1003,27 +1016,48 @@ class SqliteStore final : public ResourceStore {
   ~SqliteStore() override { checkpointer_.stop(); }
 
   std::unique_ptr<StoreTransaction> begin() override {
-    return std::make_unique<SqliteTransaction>(writerMutex_, checkpointer_, *pool_, wait_, synchronous_ == "FULL");
+    return std::make_unique<SqliteTransaction>(writerMutex_, checkpointer_, *writerPool_, wait_, synchronous_ == "FULL");
   }
   std::optional<StoredVersion> read(std::string_view type, std::string_view id) override;
   std::optional<StoredVersion> vread(std::string_view type, std::string_view id, int64_t version) override;
   HistoryPage history(const HistoryQuery& q) override;
   bool healthy() override;
-  StorePoolStats poolStats() override { return pool_->stats(); }
+  // Both pools: the write connection counts against store.pool.max like the readers.
+  StorePoolStats poolStats() override {
+    StorePoolStats r = pool_->stats();
+    const StorePoolStats w = writerPool_->stats();
+    r.capacity += w.capacity;
+    r.allocated += w.allocated;
+    r.idle += w.idle;
+    r.inUse += w.inUse;
+    return r;
+  }
   std::string backendName() const override { return "sqlite"; }
   SqlDialect dialect() const override { return SqlDialect::Sqlite; }
   std::vector<SqlRow> query(const SqlQuery& q) override;
 
  private:
-  std::unique_ptr<NativeConnection> attach(Poco::Data::Session& physical);
+  std::unique_ptr<NativeConnection> attach(Poco::Data::Session& physical, bool writer);
   void migrate();
 
   std::string synchronous_;
   int busyTimeoutMs_;
   std::chrono::milliseconds wait_;
   std::timed_mutex writerMutex_;  // held by the one live write transaction (and a WAL restart)
-  WalCheckpointer checkpointer_;  // outlives pool_: pool connections call into it
+  int readerCacheMb_, writerCacheMb_;
+  int64_t mmapBytes_;
+  WalCheckpointer checkpointer_;  // outlives the pools: their connections call into it
+  // Readers. SQLite drops a connection's whole page cache when it begins a transaction after
+  // another connection committed, so under a steady write load a reader's cache holds only what
+  // its current statement touched; mmap (store.sqlite.mmap-mb) lets those reads come straight
+  // from the OS page cache instead of pread + copy into freshly allocated pages.
   std::unique_ptr<ConnectionPool> pool_;
+  // The one write connection (every SqliteTransaction and migrations, always under writerMutex_):
+  // its own commits do not invalidate its cache, so the upper levels of the index B-trees stay
+  // in memory from one write to the next (store.sqlite.writer-cache-mb). With writes spread over
+  // the reader pool, every write began cold and read its pages back from the OS (the bulk-import
+  // profile: most of the writer's time in pread, malloc and memcpy of pages).
+  std::unique_ptr<ConnectionPool> writerPool_;
 };
 
 WalCheckpointer::Settings checkpointSettings(const StoreOptions& o) {
@@ -1039,9 +1073,21 @@ SqliteStore::SqliteStore(std::string path, const StoreOptions& options)
     : synchronous_(normaliseSynchronous(options.sqliteSynchronous)),
       busyTimeoutMs_(std::max(0, options.busyTimeoutMs)),
       wait_(std::max(1, options.busyTimeoutMs)),
+      readerCacheMb_(std::max(1, options.sqliteCacheMb)),
+      writerCacheMb_(std::max(1, options.sqliteWriterCacheMb)),
+      mmapBytes_(int64_t{std::max(0, options.sqliteMmapMb)} * 1024 * 1024),
       checkpointer_(writerMutex_, checkpointSettings(options)) {
   static std::once_flag registered;
-  std::call_once(registered, [] { Poco::Data::SQLite::Connector::registerConnector(); });
+  std::call_once(registered, [] {
+    // Before SQLite initialises (the first connection): multi-thread mode, since a connection
+    // is only ever used by one thread at a time (the pools lease it, the checkpointer has its
+    // own), so SQLite's per-connection mutexes only cost (5 % of the bulk-import writer); and no
+    // memory statistics, which take a global mutex on every allocation. Both are refused
+    // harmlessly (SQLITE_MISUSE) if something in the process initialised SQLite already.
+    sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    Poco::Data::SQLite::Connector::registerConnector();
+  });
 
   ConnectionPoolConfig cfg;
   cfg.connector = "sqlite";
@@ -1050,14 +1096,22 @@ SqliteStore::SqliteStore(std::string path, const StoreOptions& options)
   cfg.maxSessions = options.poolMax;
   cfg.acquireTimeout = wait_;
   cfg.handleOf = sqliteHandle;
-  cfg.attach = [this](Poco::Data::Session& s) { return attach(s); };
+  // The write connection is one of store.pool.max: the readers get the rest (at least one).
+  cfg.maxSessions = std::max(1, options.poolMax - 1);
+  cfg.minSessions = std::clamp(options.poolMin - 1, 1, cfg.maxSessions);
+  ConnectionPoolConfig writerCfg = cfg;
+  writerCfg.minSessions = 1;
+  writerCfg.maxSessions = 1;
+  writerCfg.attach = [this](Poco::Data::Session& s) { return attach(s, true); };
+  writerPool_ = std::make_unique<ConnectionPool>(std::move(writerCfg));
+  cfg.attach = [this](Poco::Data::Session& s) { return attach(s, false); };
   pool_ = std::make_unique<ConnectionPool>(std::move(cfg));
   migrate();
   checkpointer_.start(path, synchronous_);
   pool_->warmUp();
 }
 
-std::unique_ptr<NativeConnection> SqliteStore::attach(Poco::Data::Session& physical) {
+std::unique_ptr<NativeConnection> SqliteStore::attach(Poco::Data::Session& physical, bool writer) {
   sqlite3* db = Poco::Data::SQLite::Utility::dbHandle(physical);
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, busyTimeoutMs_);
@@ -1098,17 +1152,21 @@ std::unique_ptr<NativeConnection> SqliteStore::attach(Poco::Data::Session& physi
   // temporary file, created, written page by page and deleted per unit (perf: a third of the
   // group writer's time in pwrite to those files).
   execOrThrow(db, "PRAGMA temp_store = MEMORY", "configure");
-  // 32 MiB of page cache per connection instead of SQLite's 2 MiB: the search-index B-trees of a
-  // large database do not fit the default, and every index insert then reads pages back from the
-  // OS (the bulk-import profile showed most time in pread). Allocated lazily, as pages are used.
-  execOrThrow(db, "PRAGMA cache_size = -32768", "configure");
+  // Page cache (allocated lazily, as pages are used): store.sqlite.cache-mb per reader,
+  // store.sqlite.writer-cache-mb for the write connection, whose cache survives from one
+  // transaction to the next (see writerPool_). SQLite's default is 2 MiB.
+  execOrThrow(db, ("PRAGMA cache_size = -" + std::to_string(int64_t{writer ? writerCacheMb_ : readerCacheMb_} * 1024)).c_str(),
+              "configure");
+  if (mmapBytes_ > 0) {
+    execOrThrow(db, ("PRAGMA mmap_size = " + std::to_string(mmapBytes_)).c_str(), "configure");
+  }
   checkpointer_.watch(db);
   return std::make_unique<SqliteConnection>(physical, db);
 }
 
 void SqliteStore::migrate() {
   std::unique_lock writer(writerMutex_);
-  auto lease = pool_->acquire();
+  auto lease = writerPool_->acquire();
   SqliteConnection& c = lease.conn<SqliteConnection>();
   sqlite3* db = c.db();
   const auto& steps = sqliteMigrations();

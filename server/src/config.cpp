@@ -100,6 +100,11 @@ Config Config::load(const Poco::Util::AbstractConfiguration& c) {
     throw ConfigError("store.sqlite.synchronous must be FULL, EXTRA or NORMAL");
   }
   s.busyTimeoutMs = intKey(c, "store.busy-timeout-ms", s.busyTimeoutMs, 0, 600000);
+  s.sqliteCacheMb = intKey(c, "store.sqlite.cache-mb", s.sqliteCacheMb, 1, 1 << 20);
+  s.sqliteWriterCacheMb = intKey(c, "store.sqlite.writer-cache-mb", s.sqliteWriterCacheMb, 1, 1 << 20);
+  s.sqliteMmapMb = intKey(c, "store.sqlite.mmap-mb", s.sqliteMmapMb, 0, 1 << 24);
+  s.sqliteCheckpointIntervalMs = intKey(c, "store.sqlite.checkpoint-interval-ms", s.sqliteCheckpointIntervalMs, 1, 600000);
+  s.sqliteWalRestartKb = intKey(c, "store.sqlite.wal-restart-kb", s.sqliteWalRestartKb, 64, 1 << 24);
 
   FhirConfig& f = cfg.fhir;
   f.baseUrl = c.getString("fhir.base-url", "");

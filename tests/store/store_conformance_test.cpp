@@ -280,8 +280,12 @@ std::vector<IndexRow> indexOf(const QueryFn& query, const std::string& type, con
   for (const SqlRow& r : rows("value", "search_number")) out.push_back(numberRow(str(r[0]), dbl(r[1])));
   for (const SqlRow& r : rows("system, code, unit, value", "search_quantity"))
     out.push_back(quantityRow(str(r[0]), str(r[1]), str(r[2]), str(r[3]), dbl(r[4])));
-  for (const SqlRow& r : rows("target_type, target_id, url", "search_reference"))
-    out.push_back(referenceRow(str(r[0]), str(r[1]), str(r[2]), str(r[3])));
+  // The SQLite store keeps no url for a plain local reference (schema 10: it is target_type/id);
+  // read back, the row is the one written (testLocalReferenceUrlNotStored checks the column).
+  for (const SqlRow& r : rows("target_type, target_id, url", "search_reference")) {
+    const std::string url = str(r[3]).empty() && !str(r[2]).empty() ? str(r[1]) + "/" + str(r[2]) : str(r[3]);
+    out.push_back(referenceRow(str(r[0]), str(r[1]), str(r[2]), url));
+  }
   for (const SqlRow& r : rows("value", "search_uri")) out.push_back(uriRow(str(r[0]), str(r[1])));
   return sortedRows(std::move(out));
 }
@@ -1733,6 +1737,7 @@ class SqliteStoreTest : public StoreConformance {
   CPPUNIT_TEST(testWalStartsOverUnderSteadyWrites);
   CPPUNIT_TEST(testPinnedWalRecovers);
   CPPUNIT_TEST(testQueryLeavesNoReadTransaction);
+  CPPUNIT_TEST(testLocalReferenceUrlNotStored);
   CPPUNIT_TEST_SUITE_END();
 
  protected:
@@ -1957,6 +1962,76 @@ class SqliteStoreTest : public StoreConformance {
     sqlite3_close(db);
     CPPUNIT_ASSERT_EQUAL(0, busy);
     CPPUNIT_ASSERT_EQUAL(int64_t(0), fileSize(walPath()));
+  }
+
+  // Schema 10: a plain local reference is stored without its url (it is target_type/target_id),
+  // other references keep theirs and only those are in the (partial) url index. A database at
+  // schema 9 is converted on open; searches by URL still find absolute references.
+  void testLocalReferenceUrlNotStored() {
+    store_.reset();
+    dropDatabase();
+    createDatabase();
+    std::string sql =
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "applied_at TEXT NOT NULL);\n";
+    for (const storeimpl::Migration& m : migrationSteps()) {
+      if (m.version > 9) break;
+      sql += m.sql;
+      sql += ";\nINSERT INTO schema_migrations (version, name, applied_at) VALUES (" + std::to_string(m.version) +
+             ", 'v" + std::to_string(m.version) + "', '2024-01-01T00:00:00.000Z');\n";
+    }
+    sql +=
+        "INSERT INTO search_reference (type, id, param, target_type, target_id, url) VALUES "
+        "('Observation', 'o9', 'subject', 'Patient', 'p1', 'Patient/p1'), "
+        "('Observation', 'o9', 'performer', 'Practitioner', '5', 'http://other.example/fhir/Practitioner/5'), "
+        "('Observation', 'o9', 'based-on', '', '', 'http://example.org/fhir/ServiceRequest/sr');\n";
+    execRaw(sql);
+    store_ = openStore(options());
+    CPPUNIT_ASSERT_EQUAL(static_cast<int64_t>(knownMigrations()), migrationRows());
+    auto stored = [&](const std::string& id) {
+      std::map<std::string, std::string> out;  // param -> url column
+      for (const SqlRow& r : store_->query({"SELECT param, url FROM search_reference WHERE type = 'Observation' AND id = ?", {id}})) {
+        out[str(r[0])] = str(r[1]);
+      }
+      return out;
+    };
+    const std::map<std::string, std::string> upgraded = stored("o9");
+    CPPUNIT_ASSERT_EQUAL(size_t(3), upgraded.size());
+    CPPUNIT_ASSERT_EQUAL(std::string(), upgraded.at("subject"));
+    CPPUNIT_ASSERT_EQUAL(std::string("http://other.example/fhir/Practitioner/5"), upgraded.at("performer"));
+    CPPUNIT_ASSERT_EQUAL(std::string("http://example.org/fhir/ServiceRequest/sr"), upgraded.at("based-on"));
+
+    // New writes store the same way, and read back as written.
+    const std::vector<IndexRow> rows = {
+        referenceRow("subject", "Patient", "p2", "Patient/p2"),
+        referenceRow("performer", "Practitioner", "7", "http://other.example/fhir/Practitioner/7"),
+        referenceRow("based-on", "", "", "http://example.org/fhir/ServiceRequest/sr2")};
+    writeIndexed(*store_, "Observation", "o10", 1, rows);
+    const std::map<std::string, std::string> fresh = stored("o10");
+    CPPUNIT_ASSERT_EQUAL(std::string(), fresh.at("subject"));
+    CPPUNIT_ASSERT_EQUAL(std::string("http://other.example/fhir/Practitioner/7"), fresh.at("performer"));
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Observation", "o10") == sortedRows(rows));
+    // An update that keeps the rows keeps them (the comparison with the stored rows sees them equal).
+    writeIndexed(*store_, "Observation", "o10", 2, rows);
+    CPPUNIT_ASSERT(indexOf(queryOf(*store_), "Observation", "o10") == sortedRows(rows));
+
+    // A search by URL, written as the search engine writes it, finds the absolute reference
+    // through the partial index; the local one is found by its target.
+    const std::string byUrl =
+        "SELECT id FROM search_reference WHERE type = 'Observation' AND param = ? AND url <> '' AND url = ?";
+    auto ids = store_->query({byUrl, {std::string("performer"), std::string("http://other.example/fhir/Practitioner/7")}});
+    CPPUNIT_ASSERT_EQUAL(size_t(1), ids.size());
+    CPPUNIT_ASSERT_EQUAL(std::string("o10"), str(ids[0][0]));
+    sqlite3* db = nullptr;
+    CPPUNIT_ASSERT_EQUAL(SQLITE_OK, sqlite3_open_v2(dbPath().c_str(), &db, SQLITE_OPEN_READONLY, nullptr));
+    sqlite3_stmt* st = nullptr;
+    std::string plan;
+    if (sqlite3_prepare_v2(db, ("EXPLAIN QUERY PLAN " + byUrl).c_str(), -1, &st, nullptr) == SQLITE_OK) {
+      while (sqlite3_step(st) == SQLITE_ROW) plan += reinterpret_cast<const char*>(sqlite3_column_text(st, 3));
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    CPPUNIT_ASSERT_MESSAGE(plan, plan.find("search_reference_url") != std::string::npos);
   }
 
   void testOpenErrors() {

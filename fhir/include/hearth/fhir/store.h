@@ -178,6 +178,12 @@ struct StoreOptions {
   // from its beginning (which bounds its size).
   int sqliteCheckpointIntervalMs = 100;
   int sqliteWalRestartKb = 65536;
+  // SQLite page cache of each pooled read connection, and of the one write connection (kept
+  // warm from one write transaction to the next), in MiB; allocated as pages are used.
+  int sqliteCacheMb = 32;
+  int sqliteWriterCacheMb = 256;
+  // Memory-mapped reads (PRAGMA mmap_size) in MiB; 0 = off (pread).
+  int sqliteMmapMb = 0;
 };
 
 // Opens the store named by options.url and applies pending schema migrations.
