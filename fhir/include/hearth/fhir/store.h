@@ -181,7 +181,7 @@ struct StoreOptions {
   // SQLite page cache of each pooled read connection, and of the one write connection (kept
   // warm from one write transaction to the next), in MiB; allocated as pages are used.
   int sqliteCacheMb = 32;
-  int sqliteWriterCacheMb = 256;
+  int sqliteWriterCacheMb = 32;
   // Memory-mapped reads (PRAGMA mmap_size) in MiB; 0 = off (pread).
   int sqliteMmapMb = 0;
 };
