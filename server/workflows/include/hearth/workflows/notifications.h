@@ -45,7 +45,8 @@ class ClinicalNotifier {
 
  private:
   void run();
-  bool processLabAlert();
+  bool processLabAlert();  // one batch; false when none was due
+  std::string labAlert(const std::string& resource);
   void scanReminders();
 
   fhir::ResourceService& service_;
