@@ -384,6 +384,20 @@ class StoreConformance : public CppUnit::TestFixture {
   virtual const std::vector<storeimpl::Migration>& migrationSteps() = 0;
   // Runs an SQL script (several statements) on the test database, bypassing the store.
   virtual void execRaw(const std::string& sql) = 0;
+  // The SQL of a database at schema `version`: the migrations up to it and their records, as an
+  // older release left it (for the upgrade tests).
+  std::string schemaUpTo(int version) {
+    std::string sql =
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "applied_at TEXT NOT NULL);\n";
+    for (const storeimpl::Migration& m : migrationSteps()) {
+      if (m.version > version) break;
+      sql += m.sql;
+      sql += ";\nINSERT INTO schema_migrations (version, name, applied_at) VALUES (" + std::to_string(m.version) +
+             ", 'v" + std::to_string(m.version) + "', '2024-01-01T00:00:00.000Z');\n";
+    }
+    return sql;
+  }
   // SQL literals of the backend's column types (resource_version.deleted and .content).
   virtual std::string boolLiteral(bool b) = 0;
   virtual std::string bytesLiteral(std::string_view bytes) = 0;
@@ -1676,15 +1690,7 @@ class StoreConformance : public CppUnit::TestFixture {
     store_.reset();
     dropDatabase();
     createDatabase();
-    std::string sql =
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-        "applied_at TEXT NOT NULL);\n";
-    for (const storeimpl::Migration& m : migrationSteps()) {
-      if (m.version > 2) break;
-      sql += m.sql;
-      sql += ";\nINSERT INTO schema_migrations (version, name, applied_at) VALUES (" + std::to_string(m.version) +
-             ", 'v" + std::to_string(m.version) + "', '2024-01-01T00:00:00.000Z');\n";
-    }
+    std::string sql = schemaUpTo(2);
     std::vector<StoredVersion> old;
     for (int i = 0; i < 5; ++i) {
       StoredVersion v = makeVersion("Patient", "v2-" + std::to_string(i), 1, instantAt(i));
@@ -1971,15 +1977,7 @@ class SqliteStoreTest : public StoreConformance {
     store_.reset();
     dropDatabase();
     createDatabase();
-    std::string sql =
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-        "applied_at TEXT NOT NULL);\n";
-    for (const storeimpl::Migration& m : migrationSteps()) {
-      if (m.version > 9) break;
-      sql += m.sql;
-      sql += ";\nINSERT INTO schema_migrations (version, name, applied_at) VALUES (" + std::to_string(m.version) +
-             ", 'v" + std::to_string(m.version) + "', '2024-01-01T00:00:00.000Z');\n";
-    }
+    std::string sql = schemaUpTo(9);
     sql +=
         "INSERT INTO search_reference (type, id, param, target_type, target_id, url) VALUES "
         "('Observation', 'o9', 'subject', 'Patient', 'p1', 'Patient/p1'), "

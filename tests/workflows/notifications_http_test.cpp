@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "hearth_process.h"
 #include "http_client.h"
@@ -65,6 +66,7 @@ class NotificationsTest : public CppUnit::TestFixture {
   CPPUNIT_TEST_SUITE(NotificationsTest);
   CPPUNIT_TEST(testFinalReportAlertsOrderingDoctorOnce);
   CPPUNIT_TEST(testReportWithoutOrderAlertsNobody);
+  CPPUNIT_TEST(testImportedReportsAlertOnceEach);
   CPPUNIT_TEST(testRemindersForUpcomingBookings);
   CPPUNIT_TEST_SUITE_END_ABSTRACT();
 
@@ -125,6 +127,49 @@ class NotificationsTest : public CppUnit::TestFixture {
     const std::string id = created.json()["id"].GetString();
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     CPPUNIT_ASSERT_EQUAL(size_t(0), entries(communications(c, "lab-result:DiagnosticReport/" + id)));
+  }
+
+  // An import of many final reports at once (more than one batch of the worker), ordered and
+  // unordered mixed: every ordered report alerts its doctor exactly once, the others nobody.
+  void testImportedReportsAlertOnceEach() {
+    HttpClient c(*server_);
+    const std::string dr = uniqueId("dr"), pat = uniqueId("pat"), order = uniqueId("sr");
+    assertStatus(201, c.put("/fhir/Practitioner/" + dr, R"({"resourceType":"Practitioner","id":")" + dr + R"("})"));
+    assertStatus(201, c.put("/fhir/ServiceRequest/" + order,
+                            R"({"resourceType":"ServiceRequest","id":")" + order +
+                                R"(","status":"active","intent":"order","subject":{"reference":"Patient/)" + pat +
+                                R"("},"requester":{"reference":"Practitioner/)" + dr + R"("}})"));
+    constexpr int kOrdered = 70, kUnordered = 10;
+    std::string bundle = R"({"resourceType":"Bundle","type":"transaction","entry":[)";
+    for (int i = 0; i < kOrdered + kUnordered; ++i) {
+      if (i) bundle += ",";
+      bundle += R"({"resource":)" + report("final", pat, i < kOrdered ? order : "") +
+                R"(,"request":{"method":"POST","url":"DiagnosticReport"}})";
+    }
+    bundle += "]}";
+    const HttpResponse r = c.post("/fhir", bundle);
+    assertStatus(200, r);
+    std::vector<std::string> ids;
+    for (const auto& e : r.json()["entry"].GetArray()) {
+      const std::string loc = e["response"]["location"].GetString();  // DiagnosticReport/<id>/_history/1
+      ids.push_back(loc.substr(17, loc.find("/_history") - 17));
+    }
+    CPPUNIT_ASSERT_EQUAL(size_t(kOrdered + kUnordered), ids.size());
+    const HttpResponse mine = [&] {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      for (;;) {
+        HttpResponse got = c.get("/fhir/Communication?recipient=Practitioner/" + dr + "&_count=200&_total=accurate");
+        assertStatus(200, got);
+        if (got.json()["total"].GetInt() >= kOrdered || std::chrono::steady_clock::now() >= deadline) return got;
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    }();
+    CPPUNIT_ASSERT_EQUAL(kOrdered, mine.json()["total"].GetInt());
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // nothing more comes
+    for (int i = 0; i < kOrdered + kUnordered; ++i) {
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(ids[static_cast<size_t>(i)], size_t(i < kOrdered ? 1 : 0),
+                                   entries(communications(c, "lab-result:DiagnosticReport/" + ids[static_cast<size_t>(i)])));
+    }
   }
 
   void testRemindersForUpcomingBookings() {

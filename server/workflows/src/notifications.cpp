@@ -195,31 +195,20 @@ bool ClinicalNotifier::processLabAlert() {
                                      std::to_string(kBatch),
                                  {nowUs()}});
   if (rows.empty()) return false;
-  struct Outcome {
-    std::string rowId, status, error;
-  };
-  std::vector<Outcome> outcomes;
+  std::vector<std::pair<std::string, AlertOutcome>> outcomes;  // event_outbox id -> outcome
   auto record = [&] {
     if (outcomes.empty()) return;
     auto tx = store.begin();
-    for (const Outcome& o : outcomes) {
+    for (const auto& [rowId, o] : outcomes) {
       tx->execute({"UPDATE event_outbox SET status = ?, attempts = attempts + 1, last_error = ?, delivered_us = ? "
                    "WHERE id = ? AND status = 'pending'",
-                   {o.status, o.error, nowUs(), o.rowId}});
+                   {o.status, o.error, nowUs(), rowId}});
     }
     tx->commit();
     outcomes.clear();
   };
   try {
-    for (const SqlRow& row : rows) {
-      const std::string rowId = text(row[0]);
-      outcomes.push_back({rowId, labAlert(text(row[1])), ""});
-      Outcome& o = outcomes.back();
-      if (o.status != "delivered") {
-        o.error = o.status == "gone" ? "the report version is gone" : "no ordering practitioner on the report's orders";
-        o.status = "dropped";
-      }
-    }
+    for (const SqlRow& row : rows) outcomes.emplace_back(text(row[0]), labAlert(text(row[1])));
   } catch (...) {
     record();  // what was decided stands; the rest stays pending
     throw;
@@ -229,9 +218,9 @@ bool ClinicalNotifier::processLabAlert() {
 }
 
 // Alerts about one report version (resource = DiagnosticReport/<id>/_history/<version>):
-// "delivered" (the Communication exists), "gone" (the version is not there) or "nobody" (no
-// ordering practitioner). Throws when the store is unavailable.
-std::string ClinicalNotifier::labAlert(const std::string& resource) {
+// delivered (the Communication exists) or dropped with the reason. Throws when the store is
+// unavailable.
+ClinicalNotifier::AlertOutcome ClinicalNotifier::labAlert(const std::string& resource) {
   const size_t a = resource.find('/'), b = resource.find("/_history/");
   const std::string id = resource.substr(a + 1, b - a - 1);
   const int64_t version = std::stoll(resource.substr(b + 10));
@@ -240,7 +229,7 @@ std::string ClinicalNotifier::labAlert(const std::string& resource) {
     report = service_.vread("DiagnosticReport", id, version);
   } catch (const FhirError& e) {
     if (e.status() >= 500) throw;
-    return "gone";
+    return {"dropped", "the report version is gone"};
   }
   const rapidjson::Document doc = fhir::parseJson(report.json);
   std::set<std::string> recipients;
@@ -264,7 +253,7 @@ std::string ClinicalNotifier::labAlert(const std::string& resource) {
       }
     }
   }
-  if (recipients.empty()) return "nobody";
+  if (recipients.empty()) return {"dropped", "no ordering practitioner on the report's orders"};
   std::string subject;
   if (doc.HasMember("subject")) subject = reference(doc["subject"]);
   const std::string code = conceptText(doc, "code");
@@ -273,7 +262,7 @@ std::string ClinicalNotifier::labAlert(const std::string& resource) {
       communication(identifier, "alert", subject, {recipients.begin(), recipients.end()}, "DiagnosticReport/" + id,
                     "Lab report final" + (code.empty() ? std::string() : ": " + code));
   interactions_.conditionalCreate("Communication", body, std::string("identifier=") + kSystem + "|" + identifier);
-  return "delivered";
+  return {"delivered", ""};
 }
 
 void ClinicalNotifier::scanReminders() {

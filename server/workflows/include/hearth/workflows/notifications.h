@@ -45,8 +45,12 @@ class ClinicalNotifier {
 
  private:
   void run();
+  struct AlertOutcome {
+    std::string status;  // event_outbox status: delivered | dropped
+    std::string error;   // why it was dropped
+  };
   bool processLabAlert();  // one batch; false when none was due
-  std::string labAlert(const std::string& resource);
+  AlertOutcome labAlert(const std::string& resource);
   void scanReminders();
 
   fhir::ResourceService& service_;
