@@ -540,6 +540,168 @@ bool SearchIndexer::kindOf(std::string_view t, IndexKind& kind) {
   return true;
 }
 
+namespace {
+
+// The part of a published expression that can match `type`: the '|' alternatives rooted at
+// another resource type are dropped (they yield nothing on `type`). Empty if none is left.
+std::string expressionForType(const Model& model, const std::string& type, const std::string& published) {
+  std::vector<std::string_view> parts;
+  if (!splitTopLevelUnion(published, parts)) return published;  // evaluated whole, as published
+  std::string kept;
+  size_t keptCount = 0;
+  for (std::string_view part : parts) {
+    const std::string_view root = leadingIdentifier(part);
+    // Keep the parts rooted at this type, at Resource / DomainResource, or at no type at all
+    // ("name | alias" of InsurancePlan, relative to the resource).
+    if (model.isResourceType(root) && root != type) continue;
+    if (!kept.empty()) kept += " | ";
+    kept += trimBlanks(part);
+    ++keptCount;
+  }
+  return keptCount == parts.size() ? published : kept;
+}
+
+// An expression part in a canonical spelling for comparing parts: blanks outside literals
+// collapsed to one, none next to parentheses and dots, outer blanks removed.
+std::string canonicalPart(std::string_view part) {
+  std::string out;
+  bool blank = false;
+  for (size_t i = 0; i < part.size(); ++i) {
+    const char c = part[i];
+    if (c == '\'' || c == '`' || c == '"') {  // copy a literal as written
+      const size_t start = i;
+      for (++i; i < part.size() && part[i] != c; ++i) {
+        if (part[i] == '\\') ++i;
+      }
+      if (blank && !out.empty()) out += ' ';
+      blank = false;
+      out.append(part.substr(start, std::min(i + 1, part.size()) - start));
+      continue;
+    }
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      blank = true;
+      continue;
+    }
+    const bool tight = c == '(' || c == ')' || c == '.' || (!out.empty() && (out.back() == '(' || out.back() == '.'));
+    if (blank && !out.empty() && !tight) out += ' ';
+    blank = false;
+    out += c;
+  }
+  return out;
+}
+
+struct DerivedTable {
+  std::unordered_map<std::string, DerivedParam> byKey;  // "<type>\n<code>"
+  static std::string key(std::string_view type, std::string_view code) {
+    std::string k;
+    k.reserve(type.size() + code.size() + 1);
+    k.append(type).append(1, '\n').append(code);
+    return k;
+  }
+};
+
+// Finds, per resource type, the parameters whose rows are those of others (search_index.h).
+DerivedTable buildDerivedTable(const Model& model) {
+  DerivedTable table;
+  struct P {
+    const SearchParamDef* def;
+    IndexKind kind;
+    std::vector<std::string> parts;  // canonical, sorted, unique
+    bool derived = false;
+  };
+  constexpr std::string_view kFilterHead = ".where(resolve() is ";
+  for (const std::string& type : model.resourceTypes()) {
+    std::vector<P> ps;
+    for (const SearchParamDef& def : model.searchParams(type)) {
+      IndexKind kind;
+      if (!SearchIndexer::kindOf(def.type, kind) || def.expression.empty() || def.code == "_id" ||
+          def.code == "_lastUpdated") {
+        continue;
+      }
+      const std::string text = expressionForType(model, type, def.expression);
+      std::vector<std::string_view> raw;
+      if (text.empty() || !splitTopLevelUnion(text, raw)) continue;
+      P p{&def, kind, {}};
+      for (std::string_view r : raw) p.parts.push_back(canonicalPart(r));
+      std::sort(p.parts.begin(), p.parts.end());
+      p.parts.erase(std::unique(p.parts.begin(), p.parts.end()), p.parts.end());
+      ps.push_back(std::move(p));
+    }
+    // Smaller expressions first (ties by code), so the parts a union may be made of are settled
+    // (stored or not) before it is considered.
+    std::sort(ps.begin(), ps.end(), [](const P& a, const P& b) {
+      return a.parts.size() != b.parts.size() ? a.parts.size() < b.parts.size() : a.def->code < b.def->code;
+    });
+    for (P& p : ps) {
+      DerivedParam d;
+      // filter: "X.where(resolve() is T)" where "X" is a stored reference parameter of its own.
+      if (p.kind == IndexKind::Reference && p.parts.size() == 1) {
+        const std::string& part = p.parts[0];
+        const size_t at = part.rfind(kFilterHead);
+        if (at != std::string::npos && part.back() == ')') {
+          const std::string base = part.substr(0, at);
+          const std::string target = part.substr(at + kFilterHead.size(), part.size() - 1 - at - kFilterHead.size());
+          const auto q = std::find_if(ps.begin(), ps.end(), [&](const P& o) {
+            return &o != &p && !o.derived && o.kind == IndexKind::Reference && o.parts.size() == 1 && o.parts[0] == base;
+          });
+          if (q != ps.end() && model.isResourceType(target)) {
+            d.params.push_back(q->def->code);
+            d.targetType = target;
+          }
+        }
+      }
+      // union: the parts are exactly those of stored parameters of the same kind settled before.
+      if (d.params.empty()) {
+        std::vector<std::string> covered;
+        for (const P& o : ps) {
+          if (&o == &p) break;  // only those settled before
+          if (o.derived || o.kind != p.kind) continue;
+          if (!std::includes(p.parts.begin(), p.parts.end(), o.parts.begin(), o.parts.end())) continue;
+          d.params.push_back(o.def->code);
+          covered.insert(covered.end(), o.parts.begin(), o.parts.end());
+        }
+        std::sort(covered.begin(), covered.end());
+        covered.erase(std::unique(covered.begin(), covered.end()), covered.end());
+        if (covered != p.parts) d.params.clear();
+      }
+      if (d.params.empty()) continue;
+      p.derived = true;
+      const std::string& code = p.def->code;
+      if (d.targetType.empty()) {  // the suffixed rows of a union are the union of theirs
+        for (const char* suffix : {":of-type", ":identifier"}) {
+          DerivedParam s;
+          for (const std::string& q : d.params) s.params.push_back(q + suffix);
+          table.byKey.emplace(DerivedTable::key(type, code + suffix), std::move(s));
+        }
+      }
+      table.byKey.emplace(DerivedTable::key(type, code), std::move(d));
+    }
+  }
+  return table;
+}
+
+const DerivedTable& derivedTable() {
+  static const DerivedTable table = buildDerivedTable(Model::r4());
+  return table;
+}
+
+}  // namespace
+
+const DerivedParam* derivedParam(std::string_view type, std::string_view code) {
+  const DerivedTable& t = derivedTable();
+  if (t.byKey.empty()) return nullptr;
+  auto it = t.byKey.find(DerivedTable::key(type, code));
+  return it == t.byKey.end() ? nullptr : &it->second;
+}
+
+bool rowOfParam(std::string_view type, std::string_view code, std::string_view rowParam,
+                std::string_view rowTargetType) {
+  if (rowParam == code) return true;
+  const DerivedParam* d = derivedParam(type, code);
+  if (!d || (!d->targetType.empty() && d->targetType != rowTargetType)) return false;
+  return std::find(d->params.begin(), d->params.end(), rowParam) != d->params.end();
+}
+
 // =============================================================================================
 // SearchIndexer
 // =============================================================================================
@@ -551,6 +713,9 @@ struct SearchIndexer::Impl {
     std::string identifierCode;  // "<code>:identifier" (reference parameters)
     IndexKind kind;
     FhirPathExpression expression;
+    // A filter-derived reference parameter (derivedParam): its references are the rows of
+    // another parameter, so only their identifiers (":identifier" rows) are stored for it.
+    bool identifiersOnly = false;
   };
   struct TypeParams {
     std::string type;
@@ -579,20 +744,7 @@ struct SearchIndexer::Impl {
 };
 
 std::string SearchIndexer::Impl::expressionFor(const std::string& type, const std::string& published) const {
-  std::vector<std::string_view> parts;
-  if (!splitTopLevelUnion(published, parts)) return published;  // evaluated whole, as published
-  std::string kept;
-  size_t keptCount = 0;
-  for (std::string_view part : parts) {
-    const std::string_view root = leadingIdentifier(part);
-    // Keep the parts rooted at this type, at Resource / DomainResource, or at no type at all
-    // ("name | alias" of InsurancePlan, relative to the resource).
-    if (model.isResourceType(root) && root != type) continue;
-    if (!kept.empty()) kept += " | ";
-    kept += trimBlanks(part);
-    ++keptCount;
-  }
-  return keptCount == parts.size() ? published : kept;
+  return expressionForType(model, type, published);
 }
 
 namespace {
@@ -603,8 +755,10 @@ class RowBuilder {
  public:
   RowBuilder(std::vector<IndexRow>& rows, const Model& model) : rows_(rows), model_(model) {}
 
-  void begin(const std::string& param, const std::string& ofTypeParam, const std::string& identifierParam) {
+  void begin(const std::string& param, const std::string& ofTypeParam, const std::string& identifierParam,
+             bool identifiersOnly) {
     param_ = &param;
+    identifiersOnly_ = identifiersOnly;
     ofTypeParam_ = &ofTypeParam;
     identifierParam_ = &identifierParam;
     first_ = rows_.size();
@@ -742,10 +896,19 @@ class RowBuilder {
     switch (shapeOf(item.typeName())) {
       case Shape::Coding:
         return codingRow(v);
-      case Shape::CodeableConcept:
+      case Shape::CodeableConcept: {
         forEachObject(v, "coding", [this](const Value& coding) { codingRow(coding); });
-        // The concept's own text, for :text (alone when there are no codings).
-        return tokenRow({}, {}, stringMember(v, "text"));
+        // The concept's own text, for :text (alone when there are no codings), unless a row of
+        // this parameter carries that text already (a coding's display, usually): :text matches
+        // any row's text, so the row would only add an index entry.
+        const std::string_view text = stringMember(v, "text");
+        if (text.empty()) return;
+        const std::string normalized = normalizeSearchString(text);
+        for (size_t i = first_; i < rows_.size(); ++i) {
+          if (rows_[i].kind == IndexKind::Token && rows_[i].text == normalized && rows_[i].param == *param_) return;
+        }
+        return tokenRow({}, {}, text);
+      }
       case Shape::Identifier:
         return identifierRows(v, *param_, true);
       case Shape::ContactPoint: {
@@ -869,6 +1032,14 @@ class RowBuilder {
     close();
   }
   void addReference(const FhirPathItem& item) {
+    if (identifiersOnly_) {
+      if (item.kind() == FhirPathKind::Object && item.json() && shapeOf(item.typeName()) == Shape::Reference) {
+        if (const Value* identifier = member(*item.json(), "identifier"); identifier && identifier->IsObject()) {
+          identifierRows(*identifier, *identifierParam_, false);
+        }
+      }
+      return;
+    }
     if (item.kind() == FhirPathKind::String) {  // canonical / uri: the URL only, without |version
       std::string_view url = itemString(item);
       if (url.empty() || url[0] == '#') return;
@@ -897,12 +1068,13 @@ class RowBuilder {
   const std::string* param_ = nullptr;
   const std::string* ofTypeParam_ = nullptr;
   const std::string* identifierParam_ = nullptr;
+  bool identifiersOnly_ = false;
   size_t first_ = 0;
 };
 
 }  // namespace
 
-SearchIndexer::SearchIndexer(const Model& model) : impl_(std::make_unique<Impl>(model)) {
+SearchIndexer::SearchIndexer(const Model& model, bool derivedRows) : impl_(std::make_unique<Impl>(model)) {
   // Parsed once per distinct text: many types share a parameter, and trimmed texts repeat.
   std::unordered_map<std::string, FhirPathExpression> parsed;
   std::unordered_set<std::string> refused;
@@ -933,7 +1105,12 @@ SearchIndexer::SearchIndexer(const Model& model) : impl_(std::make_unique<Impl>(
         ++impl_->unparsable;  // none for the R4 definitions; the parameter is then not indexed
         continue;
       }
-      tp.params.push_back(Impl::Param{def.code, def.code + ":of-type", def.code + ":identifier", kind, *expression});
+      // Derived parameters (search_index.h): a union stores nothing of its own; a filter only
+      // the identifiers of its references.
+      const DerivedParam* derived = derivedRows ? nullptr : derivedParam(type, def.code);
+      if (derived && derived->targetType.empty()) continue;
+      tp.params.push_back(Impl::Param{def.code, def.code + ":of-type", def.code + ":identifier", kind, *expression,
+                                      derived != nullptr});
     }
     impl_->types.push_back(std::move(tp));
   }
@@ -962,7 +1139,7 @@ std::vector<IndexRow> SearchIndexer::extract(std::string_view type, const rapidj
     } catch (const FhirPathError&) {
       continue;  // this parameter contributes nothing; the others still do
     }
-    builder.begin(p.code, p.ofTypeCode, p.identifierCode);
+    builder.begin(p.code, p.ofTypeCode, p.identifierCode, p.identifiersOnly);
     for (const FhirPathItem& item : result) builder.add(p.kind, item);
   }
   constexpr uint32_t kMaxHint = 256;

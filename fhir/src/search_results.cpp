@@ -466,8 +466,19 @@ const CompartmentTable& patientCompartment() {
     CompartmentTable t;
     for (size_t i = 0; i < generated::kPatientCompartmentSize; ++i) {
       const generated::CompartmentMembership& row = generated::kPatientCompartment[i];
+      // The codes whose rows are stored: a derived parameter (search_index.h) stands for the
+      // rows it is made of, if they can name a Patient at all.
       std::vector<std::string> codes;
-      if (*row.params != '\0') codes = splitList(row.params, ',');
+      if (*row.params != '\0') {
+        for (std::string& code : splitList(row.params, ',')) {
+          const DerivedParam* d = derivedParam(row.resourceType, code);
+          if (d && !d->targetType.empty() && d->targetType != "Patient") continue;
+          const std::vector<std::string> stored = d ? d->params : std::vector<std::string>{code};
+          for (const std::string& c : stored) {
+            if (std::find(codes.begin(), codes.end(), c) == codes.end()) codes.push_back(c);
+          }
+        }
+      }
       t.params.emplace(row.resourceType, std::move(codes));
       t.types.emplace_back(row.resourceType);
     }
@@ -569,7 +580,8 @@ void inBatches(const std::vector<std::string>& ids, Fn&& fn) {
 bool includeAccepts(const IncludeSpec& s, const std::string& sourceType, const std::string& param,
                     const std::string& targetType) {
   if (targetType.empty()) return false;  // a canonical or external reference: nothing to include
-  return (s.sourceType == "*" || s.sourceType == sourceType) && (s.param == "*" || s.param == param) &&
+  return (s.sourceType == "*" || s.sourceType == sourceType) &&
+         (s.param == "*" || rowOfParam(sourceType, s.param, param, targetType)) &&
          (s.targetType.empty() || s.targetType == targetType);
 }
 
@@ -664,8 +676,14 @@ class IncludeResolver {
         q.params.emplace_back(s.sourceType);
       }
       if (s.param != "*") {
-        q.sql += " AND r.param = ?";
-        q.params.emplace_back(s.param);
+        // A derived parameter (search_index.h) reads the rows it is made of; one restricted to
+        // another target type than `type` has none here.
+        const DerivedParam* d = derivedParam(s.sourceType, s.param);
+        if (d && !d->targetType.empty() && d->targetType != type) return;
+        const std::vector<std::string> own{s.param};
+        const std::vector<std::string>& codes = d ? d->params : own;
+        q.sql += " AND r.param IN (" + placeholders(codes.size()) + ")";
+        for (const std::string& code : codes) q.params.emplace_back(code);
       }
       q.sql += " AND r.target_id IN (" + placeholders(batch.size()) + ") LIMIT " + std::to_string(rowLimit);
       for (const std::string& id : batch) q.params.emplace_back(id);

@@ -78,6 +78,9 @@ std::string applySummary(const Model& model, std::string_view type, std::string_
 // A type entry whose only parameter is the pseudo-parameter "{def}" belongs by its own id; "{def}"
 // is never returned as a parameter (the 4.0.1 Patient definition has no such entry: the patient
 // resource itself is handled by id wherever the compartment is used).
+// compartmentParams gives the codes of the index rows to read: a derived parameter of the
+// definition (search_index.h: Invoice patient = subject.where(resolve() is Patient)) is replaced
+// by those it is made of.
 bool compartmentTypeSupported(std::string_view compartmentType);
 const std::vector<std::string>& compartmentParams(std::string_view compartmentType, std::string_view resourceType);
 // The resource types with at least one parameter in the compartment.

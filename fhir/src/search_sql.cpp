@@ -358,13 +358,41 @@ std::string paramColumn(const Sql& q, const std::string& a, bool probe) {
   return (probe && q.dialect() == SqlDialect::Sqlite ? "+" : "") + a + ".param";
 }
 
+// The rows of search parameter `param` of `type` on alias a: "a.param = ?" for one stored under
+// its own code; for one the index derives from others (derivedParam), "a.param IN (...)" over
+// their codes, or "a.param = ? AND a.target_type = ?" for a reference restricted to a target type.
+void paramTerm(Sql& q, const std::string& a, bool probe, std::string_view type, const std::string& param) {
+  const std::string col = paramColumn(q, a, probe);
+  const DerivedParam* d = derivedParam(type, param);
+  if (d == nullptr) {
+    q << col << " = ";
+    q.text(param);
+    return;
+  }
+  if (d->params.size() == 1) {
+    q << col << " = ";
+    q.text(d->params[0]);
+  } else {
+    q << col << " IN (";
+    for (size_t i = 0; i < d->params.size(); ++i) {
+      if (i) q << ", ";
+      q.text(d->params[i]);
+    }
+    q << ")";
+  }
+  if (!d->targetType.empty()) {
+    q << " AND " << a << ".target_type = ";
+    q.text(d->targetType);
+  }
+}
+
 // SELECT the ids of c.type's resources with an index row of c's parameter (matching its values
 // when withValues).
 void indexSet(Sql& q, const Criterion& c, bool withValues) {
   const std::string a = q.alias('s');
   q << "SELECT " << a << ".id FROM " << tableName(c.table) << " " << a << " WHERE " << a << ".type = ";
-  q.text(c.type) << " AND " << a << ".param = ";
-  q.text(c.param);
+  q.text(c.type) << " AND ";
+  paramTerm(q, a, false, c.type, c.param);
   if (withValues) valuesClause(q, c, a);
 }
 
@@ -372,8 +400,8 @@ void indexSet(Sql& q, const Criterion& c, bool withValues) {
 void indexProbe(Sql& q, const Criterion& c, const std::string& idExpr, bool withValues) {
   const std::string a = q.alias('s');
   q << "EXISTS (SELECT 1 FROM " << tableName(c.table) << " " << a << " WHERE " << a << ".type = ";
-  q.text(c.type) << " AND " << a << ".id = " << idExpr << " AND " << paramColumn(q, a, true) << " = ";
-  q.text(c.param);
+  q.text(c.type) << " AND " << a << ".id = " << idExpr << " AND ";
+  paramTerm(q, a, true, c.type, c.param);
   if (withValues) valuesClause(q, c, a);
   q << ")";
 }
@@ -403,16 +431,16 @@ void onCurrentRow(Sql& q, const Criterion& c, const std::string& idExpr, Pred&& 
   q << ")";
 }
 
-// "SELECT a.id FROM search_reference a WHERE" (set) or "EXISTS (SELECT 1 FROM search_reference a
-// WHERE a.id = idExpr AND" (probe), then the type and parameter terms; the caller closes with
-// one ")" for probes.
+// "idExpr IN (SELECT a.id FROM search_reference a WHERE a.type = ? AND " (set) or "EXISTS
+// (SELECT 1 FROM search_reference a WHERE a.type = ? AND a.id = idExpr AND " (probe): the caller
+// adds the parameter term and the rest, and closes with one ")".
 void referenceRows(Sql& q, const Criterion& c, const Ctx& x, const std::string& a) {
   if (x.probe) {
     q << "EXISTS (SELECT 1 FROM search_reference " << a << " WHERE " << a << ".type = ";
-    q.text(c.type) << " AND " << a << ".id = " << x.idExpr << " AND " << paramColumn(q, a, true);
+    q.text(c.type) << " AND " << a << ".id = " << x.idExpr << " AND ";
   } else {
     q << x.idExpr << " IN (SELECT " << a << ".id FROM search_reference " << a << " WHERE " << a << ".type = ";
-    q.text(c.type) << " AND " << a << ".param";
+    q.text(c.type) << " AND ";
   }
 }
 
@@ -472,8 +500,8 @@ void condition(Sql& q, const Criterion& c, const Ctx& x) {
     case CritKind::Chain: {
       const std::string a = q.alias('s');
       referenceRows(q, c, x, a);
-      q << " = ";
-      q.text(c.param) << " AND (";
+      paramTerm(q, a, x.probe, c.type, c.param);
+      q << " AND (";
       for (size_t i = 0; i < c.inner.size(); ++i) {
         if (i) q << " OR ";
         q << "(" << a << ".target_type = ";
@@ -494,8 +522,9 @@ void condition(Sql& q, const Criterion& c, const Ctx& x) {
           << ".target_type = ";
         q.text(c.type) << " AND " << a << ".type = ";
       }
-      q.text(c.hasType) << " AND " << a << ".param = ";
-      q.text(c.param) << " AND ";
+      q.text(c.hasType) << " AND ";
+      paramTerm(q, a, false, c.hasType, c.param);
+      q << " AND ";
       condition(q, c.inner.at(0), Ctx{a + ".id", true, "", false});
       q << ")";
       return;
@@ -506,7 +535,7 @@ void condition(Sql& q, const Criterion& c, const Ctx& x) {
       if (!c.params.empty()) {
         const std::string a = q.alias('s');
         referenceRows(q, c, x, a);
-        q << " IN (";
+        q << paramColumn(q, a, x.probe) << " IN (";
         for (size_t i = 0; i < c.params.size(); ++i) {
           if (i) q << ", ";
           q.text(c.params[i]);
@@ -612,8 +641,9 @@ void sortExpr(Sql& q, const SortKey& k, size_t branch, const std::string& type) 
   }
   q << "(SELECT " << (k.desc ? "MAX(" : "MIN(") << col << ") FROM " << tableName(*table) << " " << a << " WHERE " << a
     << ".type = ";
-  q.text(type) << " AND " << a << ".id = c.id AND " << a << ".param = ";
-  q.text(k.name) << ")";
+  q.text(type) << " AND " << a << ".id = c.id AND ";
+  paramTerm(q, a, false, type, k.name);
+  q << ")";
 }
 
 void branchSelect(Sql& q, const ParsedSearch& s, size_t bi, bool withSort) {
@@ -759,8 +789,8 @@ std::optional<SqlQuery> buildMatchIdsFastQuery(const ParsedSearch& s, SqlDialect
   Sql q(dialect);
   const std::string a = q.alias('s');
   q << "SELECT " << a << ".id FROM " << tableName(c.table) << " " << a << " WHERE " << a << ".type = ";
-  q.text(c.type) << " AND " << a << ".param = ";
-  q.text(c.param);
+  q.text(c.type) << " AND ";
+  paramTerm(q, a, false, c.type, c.param);
   valuesClause(q, c, a);
   q << " LIMIT ";
   q.integer(cap);

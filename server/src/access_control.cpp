@@ -297,7 +297,7 @@ bool AccessControl::matchesFilter(std::string_view type, const rapidjson::Value&
     const auto values = splitCommas(value);
     bool any = false;
     for (const fhir::IndexRow& row : rows) {
-      if (row.param != name) continue;
+      if (!fhir::rowOfParam(type, name, row.param, row.refType)) continue;
       for (const auto& v : values)
         if (rowMatches(row, v)) any = true;
       if (any) break;

@@ -397,6 +397,13 @@ class SearchHttpTest : public CppUnit::TestFixture {
     check("obs-1,obs-3", "Observation?subject=pat-a");
     check("obs-1,obs-3", "Observation?subject:Patient=pat-a");
     check("obs-1,obs-3", "Observation?patient=pat-a");
+    // patient = subject.where(resolve() is Patient), read from subject's rows (search_index.h).
+    check("obs-5", "Observation?patient=" + enc("http://other.org/fhir/Patient/9"));
+    check("", "Observation?patient=grp-1");
+    check("obs-4", "Observation?patient:missing=true&_id=obs-1,obs-4,obs-5");
+    expect400("/fhir/Observation?patient=Group/grp-1");
+    check("obs-3", "Observation?combo-code=urn:other|x");
+    check("obs-1,obs-4", "Observation?combo-code=1234");
     check("", "Observation?subject:Group=pat-a");
     check("obs-4", "Observation?subject=Group/grp-1");
     check("obs-5", "Observation?subject=" + enc("http://other.org/fhir/Patient/9"));
@@ -615,6 +622,18 @@ class SearchHttpTest : public CppUnit::TestFixture {
     auto inc = entryIds(b, "include", true);
     std::sort(inc.begin(), inc.end());
     HT_EQ("revinclude", std::string("Observation/obs-1,Observation/obs-3"), joinIds(inc));
+    // Through a derived parameter (patient = subject.where(resolve() is Patient)).
+    b = searchset("/fhir/Observation?_id=obs-1,obs-4&_include=Observation:patient");
+    HT_EQ("match (patient)", std::string("obs-1,obs-4"), joinIds(entryIds(b)));
+    HT_EQ("include (patient): not the Group", std::string("Patient/pat-a"), joinIds(entryIds(b, "include", true)));
+    b = searchset("/fhir/Patient?_id=pat-a&_revinclude=Observation:patient");
+    inc = entryIds(b, "include", true);
+    std::sort(inc.begin(), inc.end());
+    HT_EQ("revinclude (patient)", std::string("Observation/obs-1,Observation/obs-3"), joinIds(inc));
+    b = searchset("/fhir/Group?_id=grp-1&_revinclude=Observation:patient");
+    HT_EQ("revinclude (patient) of a Group", std::string(""), joinIds(entryIds(b, "include", true)));
+    b = searchset("/fhir/Group?_id=grp-1&_revinclude=Observation:subject");
+    HT_EQ("revinclude (subject) of a Group", std::string("Observation/obs-4"), joinIds(entryIds(b, "include", true)));
     expect400("/fhir/Patient?_include=garbage");
   }
 

@@ -64,23 +64,23 @@ void seed(SearchDb& db) {
                   tokRow("identifier", "urn:sys2", "111"), tokRow("identifier", "", "333")});
   db.addResource("Patient", "p4", "2024-03-02T10:00:00.000Z", {}, true);  // deleted
   db.addResource("Observation", "ob1", "2024-01-15T10:30:00.000Z",
-                 {refRow("subject", "Patient", "p1"), refRow("patient", "Patient", "p1"),
+                 {refRow("subject", "Patient", "p1"),
                   tokRow("code", kLoinc, "1234", "glucose in blood"),
                   qtyRow("value-quantity", 5.4, kUcum, "mg", "mg"),
                   dateRow("date", hearth::test::utc("2024-01-15T10:30:00"), hearth::test::utc("2024-01-15T10:30:00"))});
   db.addResource("Observation", "ob2", "2024-01-15T10:30:00.000Z",
-                 {refRow("subject", "Patient", "p2"), refRow("patient", "Patient", "p2"), tokRow("code", kLoinc, "5678"),
+                 {refRow("subject", "Patient", "p2"), tokRow("code", kLoinc, "5678"),
                   qtyRow("value-quantity", 100, kUcum, "kg", "kg"),
                   dateRow("date", hearth::test::utc("2024-01-01T00:00:00"), hearth::test::utc("2024-02-01T00:00:00") - 1)});
   db.addResource("Observation", "ob3", "2024-01-15T10:30:00.000Z",
-                 {refRow("subject", "Patient", "p1"), refRow("patient", "Patient", "p1"), tokRow("code", kLoinc, "5678"),
+                 {refRow("subject", "Patient", "p1"), tokRow("code", kLoinc, "5678"),
                   tokRow("code", "urn:other", "x"), qtyRow("value-quantity", 99.7, kUcum, "kg", "kilogram"),
                   dateRow("date", hearth::test::utc("2023-01-01T00:00:00"), hearth::test::utc("2024-01-01T00:00:00") - 1)});
   db.addResource("Observation", "ob4", "2024-01-15T10:30:00.000Z",
                  {refRow("subject", "Group", "g1"), tokRow("code", "", "1234")});
   db.addResource("Observation", "ob5", "2024-01-15T10:30:00.000Z",
                  {refRow("subject", "Patient", "9", "http://other.org/fhir/Patient/9"),
-                  qtyRow("value-quantity", 7, "", "", "pounds")});
+                  qtyRow("value-quantity", 7, "", "", "pounds"), tokRow("component-code", kLoinc, "8480-6")});
   db.addResource("RiskAssessment", "ra1", "2024-01-01T00:00:00.000Z", {numRow("probability", 0.5)});
   db.addResource("RiskAssessment", "ra2", "2024-01-01T00:00:00.000Z", {numRow("probability", 100)});
   db.addResource("RiskAssessment", "ra3", "2024-01-01T00:00:00.000Z", {numRow("probability", 99.6)});
@@ -218,6 +218,10 @@ class SearchSqlTest : public CppUnit::TestFixture {
     check("ob1,ob2,ob3", "Observation", "code=" + kLoinc + "|");
     check("ob1,ob2,ob3,ob4", "Observation", "code=1234,5678");
     check("ob3", "Observation", "code=5678&code=urn:other|x");
+    // combo-code is code | component-code (search_index.h: read from both parameters' rows).
+    check("ob1,ob4,ob5", "Observation", "combo-code=1234,8480-6");
+    check("ob5", "Observation", "combo-code=" + kLoinc + "|8480-6&combo-code:missing=false");
+    check("ob1,ob2,ob3", "Observation", "combo-code:not=" + kLoinc + "|8480-6&combo-code=" + kLoinc + "|");
     check("p1", "Patient", "active=true");
     check("p1", "Patient", "_tag=urn:tags|vip");
     check("p2,p3", "Patient", "_tag:not=urn:tags|vip");
@@ -321,6 +325,11 @@ class SearchSqlTest : public CppUnit::TestFixture {
     check("ob4", "Observation", "subject=Group/g1");
     check("ob5", "Observation", "subject=http://other.org/fhir/Patient/9");
     check("ob1,ob2,ob3", "Observation", "subject=p1,Patient/p2");
+    // patient is subject.where(resolve() is Patient): read from subject's rows naming a Patient.
+    check("ob1,ob3", "Observation", "patient=p1");
+    check("ob2", "Observation", "patient=Patient/p2");
+    check("ob5", "Observation", "patient=http://other.org/fhir/Patient/9");
+    check("", "Observation", "patient=g1");  // Group/g1 is a subject, not a patient
     check("o2", "Organization", "partof=o1");
     check400("Patient", "organization=Patient/p1");           // not a target type of the parameter
     check400("Observation", "subject:Organization=o1");      // ditto, as a modifier
@@ -347,6 +356,10 @@ class SearchSqlTest : public CppUnit::TestFixture {
     check("ob1,ob2,ob3,ob5", "Observation", "value-quantity:missing=false");
     check("vs1,vs2,vs3", "ValueSet", "url:missing=false");
     check("ra1,ra2,ra3", "RiskAssessment", "probability:missing=false");
+    check("ob4", "Observation", "patient:missing=true");  // its subject is a Group
+    check("ob1,ob2,ob3,ob5", "Observation", "patient:missing=false");
+    check("ob5", "Observation", "code:missing=true");
+    check("ob1,ob2,ob3,ob4,ob5", "Observation", "combo-code:missing=false");  // ob5: a component code
     check400("Patient", "family:missing=maybe");
   }
 
@@ -359,6 +372,7 @@ class SearchSqlTest : public CppUnit::TestFixture {
     check("ob2", "Observation", "subject.organization.partof=o1");
     check("ob2", "Observation", "subject.organization.partof.name=acme");
     check("ob1,ob3", "Observation", "subject._id=p1");
+    check("ob1,ob3", "Observation", "patient.family=mul");
     check("ob1,ob3", "Observation", "subject.identifier=urn:sys1|111");
     check("ob2", "Observation", "subject.gender:not=male");  // Patients that exist and are not male
     check("ob1,ob2,ob3", "Observation", "subject.birthdate:missing=false");
@@ -375,6 +389,7 @@ class SearchSqlTest : public CppUnit::TestFixture {
 
   void testHas() {
     check("p1", "Patient", "_has:Observation:subject:code=1234");
+    check("p1", "Patient", "_has:Observation:patient:code=1234");
     check("p1,p2", "Patient", "_has:Observation:patient:code=5678");
     check("p1", "Patient", "_has:Observation:patient:code=5678&_has:Observation:patient:code=urn:other|x");
     check("o1", "Organization", "_has:Patient:organization:_has:Observation:subject:code=1234");
@@ -401,6 +416,7 @@ class SearchSqlTest : public CppUnit::TestFixture {
     check("ob1,ob5,ob3,ob2,ob4", "Observation", "_sort=value-quantity");
     check("ra1,ra3,ra2", "RiskAssessment", "_sort=probability");
     check("ob4,ob5,ob1,ob3,ob2", "Observation", "_sort=subject,_id");  // Group/g1 < Patient/9 < Patient/p1
+    check("ob5,ob1,ob3,ob2,ob4", "Observation", "_sort=patient,_id");  // ob4's Group is no patient: last
     check400("Patient", "_sort=nosuch");
     check400("Patient", "_sort=,");
     check400("Patient", "_sort=a,b,c,d,e,f");
@@ -509,7 +525,9 @@ class SearchSqlTest : public CppUnit::TestFixture {
     SearchDb& d = *big;
     struct Case {
       std::string type, query;
-      std::vector<std::string> anyOf;  // at least one of these indexes serves the criteria
+      // At least one of these indexes serves the criteria. A reference may be looked up by its
+      // target first (search_reference_target) when the parameter alone is not selective.
+      std::vector<std::string> anyOf;
     };
     const bool pg = d.dialect() == SqlDialect::Postgres;
     const std::vector<Case> cases = {
@@ -519,9 +537,9 @@ class SearchSqlTest : public CppUnit::TestFixture {
         {"Patient", "birthdate=ge2007-06-01T00:00", {"search_date_hi", "search_date_lo", "search_date_resource"}},
         {"Patient", "birthdate=lt1950-06-01T00:00", {"search_date_lo"}},
         {"Patient", "given=g7&gender=male", {"search_string_value", "search_token_value"}},
-        {"Observation", "subject=Patient/pt77&code=http://loinc.org|c1", {"search_reference_value"}},
-        {"Observation", "subject=pt77", {"search_reference_value"}},
-        {"Observation", "subject=Patient/pt77&date=ge2020-02-01T00:00", {"search_reference_value"}},
+        {"Observation", "subject=Patient/pt77&code=http://loinc.org|c1", {"search_reference_value", "search_reference_target"}},
+        {"Observation", "subject=pt77", {"search_reference_value", "search_reference_target"}},
+        {"Observation", "subject=Patient/pt77&date=ge2020-02-01T00:00", {"search_reference_value", "search_reference_target"}},
         {"Observation", "subject:Patient.identifier=urn:mrn|1234", {"search_token_value"}},
         {"Observation", "subject.family=fam77", {"search_string_value"}},
         {"Patient", "_has:Observation:subject:code=http://loinc.org|rare", {"search_token_value"}},
@@ -566,7 +584,7 @@ class SearchSqlTest : public CppUnit::TestFixture {
                               utc("1950-01-01T00:00:00") + int64_t(i) * 7 * kDayUs + kDayUs - 1)});
       for (int k = 0; k < 3; ++k) {
         d->addResource("Observation", "obs" + std::to_string(i) + "-" + std::to_string(k), lu,
-                       {refRow("subject", "Patient", id), refRow("patient", "Patient", id),
+                       {refRow("subject", "Patient", id),
                         tokRow("code", "http://loinc.org", i == 42 && k == 0 ? "rare" : "c" + std::to_string(k)),
                         dateRow("date", utc("2020-01-01T00:00:00") + int64_t(i) * kDayUs,
                                 utc("2020-01-01T00:00:00") + int64_t(i) * kDayUs)});

@@ -87,6 +87,18 @@ std::vector<IndexRow> withParam(const std::vector<IndexRow>& rows, const std::st
   return out;
 }
 
+// The rows a search for `code` of `type` reads (its own, or those it is derived from:
+// search_index.h), named `code`.
+std::vector<IndexRow> searchedRows(const std::vector<IndexRow>& rows, const std::string& type, const std::string& code) {
+  std::vector<IndexRow> out;
+  for (const IndexRow& r : rows) {
+    if (!hearth::fhir::rowOfParam(type, code, r.param, r.refType)) continue;
+    out.push_back(r);
+    out.back().param = code;
+  }
+  return out;
+}
+
 const char* kindName(IndexKind k) {
   static const char* const kNames[] = {"String", "Token", "Date", "Number", "Quantity", "Reference", "Uri"};
   return kNames[static_cast<int>(k)];
@@ -246,6 +258,7 @@ class SearchIndexTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(testObservationCodeSubjectValueCategory);
   CPPUNIT_TEST(testObservationEffectivePeriodAndAbsoluteSubject);
   CPPUNIT_TEST(testObservationContainedSubjectIsNotIndexed);
+  CPPUNIT_TEST(testConceptTextRowOnlyWhenNew);
   CPPUNIT_TEST(testEncounterAndAppointmentDates);
   CPPUNIT_TEST(testMedicationRequest);
   CPPUNIT_TEST(testDiagnosticReportResults);
@@ -254,6 +267,8 @@ class SearchIndexTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(testNumberAndTimingAndStringLeaves);
   CPPUNIT_TEST(testOddJsonDoesNotThrow);
   CPPUNIT_TEST(testEveryExampleGivesConsistentRows);
+  CPPUNIT_TEST(testDerivedParamsFromTheDefinitions);
+  CPPUNIT_TEST(testDerivedRowsEqualTheDefinitions);
   CPPUNIT_TEST(testKindOf);
   CPPUNIT_TEST(testNormalizeSearchString);
   CPPUNIT_TEST(testFhirDateRangePrecisions);
@@ -379,7 +394,8 @@ class SearchIndexTest : public CppUnit::TestFixture {
                                            "vital-signs")});
     assertRows(rows, "subject", {referenceRow("subject", "Patient", "p1", "Patient/p1")});
     // `Observation.subject.where(resolve() is Patient)`
-    assertRows(rows, "patient", {referenceRow("patient", "Patient", "p1", "Patient/p1")});
+    assertRows(searchedRows(rows, "Observation", "patient"), "patient",
+               {referenceRow("patient", "Patient", "p1", "Patient/p1")});
     assertRows(rows, "value-quantity",
                {quantityRow("value-quantity", 72, "http://unitsofmeasure.org", "/min", "beats/minute")});
     // 08:12 at +01:00 is 07:12 UTC; a dateTime to the second covers that second.
@@ -417,11 +433,25 @@ class SearchIndexTest : public CppUnit::TestFixture {
     const auto crows = rowsOf(*closed);
     assertRows(crows, "date", {dateRow("date", utcMicros(2024, 2, 28), utcMicros(2024, 3, 2) - 1)});
     assertRows(crows, "subject", {referenceRow("subject", "Group", "g1", "Group/g1")});
-    CPPUNIT_ASSERT_MESSAGE("a Group subject is not a patient", withParam(crows, "patient").empty());
+    CPPUNIT_ASSERT_MESSAGE("a Group subject is not a patient", searchedRows(crows, "Observation", "patient").empty());
 
     auto openStart = parse(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},
       "effectivePeriod":{"end":"2024"}})");
     assertRows(rowsOf(*openStart), "date", {dateRow("date", kMin, utcMicros(2025, 1, 1) - 1)});
+  }
+
+  // CodeableConcept.text gets a row of its own only when no coding of the parameter carries that
+  // text already (:text reads every row's text).
+  void testConceptTextRowOnlyWhenNew() {
+    auto same = parse(R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org",
+      "code":"8867-4","display":"Heart rate"}],"text":"heart  RATE"}})");
+    assertRows(rowsOf(*same), "code", {tokenRow("code", "http://loinc.org", "8867-4", "heart rate")});
+    auto other = parse(R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org",
+      "code":"8867-4","display":"Heart rate"}],"text":"Pulse"}})");
+    assertRows(rowsOf(*other), "code",
+               {tokenRow("code", "http://loinc.org", "8867-4", "heart rate"), tokenRow("code", "", "", "pulse")});
+    auto textOnly = parse(R"({"resourceType":"Observation","status":"final","code":{"text":"Pulse"}})");
+    assertRows(rowsOf(*textOnly), "code", {tokenRow("code", "", "", "pulse")});
   }
 
   void testObservationContainedSubjectIsNotIndexed() {
@@ -430,7 +460,7 @@ class SearchIndexTest : public CppUnit::TestFixture {
       "subject":{"reference":"#p1"},"performer":[{"reference":"#p1"},{"reference":"Practitioner/dr1"}]})");
     const auto rows = rowsOf(*doc);
     CPPUNIT_ASSERT_MESSAGE(describe(rows), withParam(rows, "subject").empty());
-    CPPUNIT_ASSERT(withParam(rows, "patient").empty());
+    CPPUNIT_ASSERT(searchedRows(rows, "Observation", "patient").empty());
     assertRows(rows, "performer", {referenceRow("performer", "Practitioner", "dr1", "Practitioner/dr1")});
     // Nothing of the contained resource leaks into the container's rows.
     for (const IndexRow& r : rows) CPPUNIT_ASSERT_MESSAGE(describe(r), r.exact != "Inner");
@@ -456,7 +486,10 @@ class SearchIndexTest : public CppUnit::TestFixture {
     assertRows(arows, "actor", {referenceRow("actor", "Patient", "hearth-pat-001", "Patient/hearth-pat-001"),
                                 referenceRow("actor", "Practitioner", "hearth-pract-001", "Practitioner/hearth-pract-001"),
                                 referenceRow("actor", "Location", "hearth-loc-im", "Location/hearth-loc-im")});
-    assertRows(arows, "patient", {referenceRow("patient", "Patient", "hearth-pat-001", "Patient/hearth-pat-001")});
+    assertRows(searchedRows(arows, "Appointment", "patient"), "patient",
+               {referenceRow("patient", "Patient", "hearth-pat-001", "Patient/hearth-pat-001")});
+    // Stored once, under actor: the derived parameters have no rows of their own.
+    CPPUNIT_ASSERT(withParam(arows, "patient").empty() && withParam(arows, "practitioner").empty());
     assertRows(arows, "status", {tokenRow("status", "", "booked")});
   }
 
@@ -658,6 +691,105 @@ class SearchIndexTest : public CppUnit::TestFixture {
     CPPUNIT_ASSERT_MESSAGE(failures, failures.empty());
     CPPUNIT_ASSERT(resources >= 30);
     CPPUNIT_ASSERT(totalRows > 400);
+  }
+
+  // The parameters stored through others (search_index.h), as the R4 definitions make them.
+  void testDerivedParamsFromTheDefinitions() {
+    using hearth::fhir::derivedParam;
+    using hearth::fhir::DerivedParam;
+    auto describeDerived = [](const DerivedParam* d) {
+      if (!d) return std::string("(own rows)");
+      std::string s;
+      for (const std::string& p : d->params) s += (s.empty() ? "" : ",") + p;
+      return s + (d->targetType.empty() ? "" : " -> " + d->targetType);
+    };
+    auto expect = [&](const char* type, const char* code, const std::string& wanted) {
+      CPPUNIT_ASSERT_EQUAL_MESSAGE(std::string(type) + "." + code, wanted, describeDerived(derivedParam(type, code)));
+    };
+    expect("Observation", "combo-code", "code,component-code");
+    expect("Observation", "combo-value-quantity", "component-value-quantity,value-quantity");
+    expect("Observation", "combo-value-concept", "component-value-concept,value-concept");
+    expect("Observation", "combo-code:of-type", "code:of-type,component-code:of-type");
+    expect("Observation", "patient", "subject -> Patient");
+    expect("Encounter", "patient", "subject -> Patient");
+    expect("Encounter", "practitioner", "participant -> Practitioner");
+    expect("Appointment", "patient", "actor -> Patient");
+    expect("Appointment", "practitioner", "actor -> Practitioner");
+    expect("DiagnosticReport", "patient", "subject -> Patient");
+    expect("MedicationRequest", "patient", "subject -> Patient");
+    expect("Invoice", "patient", "subject -> Patient");
+    // Their own rows: the base parameters, filters on something else than the target type
+    // (Patient phone = telecom.where(system='phone')), and the ":identifier" rows of a filter.
+    for (const auto& [type, code] : std::vector<std::pair<const char*, const char*>>{
+             {"Observation", "code"}, {"Observation", "subject"}, {"Observation", "component-code"},
+             {"Patient", "phone"}, {"Patient", "family"}, {"Patient", "identifier"}, {"Appointment", "actor"},
+             {"Observation", "patient:identifier"}, {"Observation", "performer"}, {"Invoice", "recipient"}}) {
+      expect(type, code, "(own rows)");
+    }
+  }
+
+  // Checks each derivation against the definitions on every example: the rows the definitions
+  // give a derived parameter (an indexer that still produces them) are exactly the rows of the
+  // parameters it is derived from (restricted to the target type), and apart from those, both
+  // indexers produce the same rows.
+  void testDerivedRowsEqualTheDefinitions() {
+    using hearth::fhir::derivedParam;
+    static const SearchIndexer full(Model::r4(), true);
+    size_t derivedRows = 0;
+    std::string failures;
+    auto valueKey = [](IndexRow r) {
+      r.param.clear();
+      return describe(r);
+    };
+    auto check = [&](const std::string& file, const rapidjson::Value& resource) {
+      const std::string type = resource["resourceType"].GetString();
+      if (!Model::r4().isResourceType(type)) return;
+      const std::vector<IndexRow> all = full.extract(type, resource);
+      const std::vector<IndexRow> lean = indexer().extract(type, resource);
+      for (const IndexRow& r : lean) {
+        if (std::find(all.begin(), all.end(), r) == all.end()) failures += "\n" + file + ": extra row " + describe(r);
+      }
+      for (const IndexRow& r : all) {
+        const auto* d = derivedParam(type, r.param);
+        if (!d || (!d->targetType.empty() && r.kind != IndexKind::Reference)) {
+          if (std::find(lean.begin(), lean.end(), r) == lean.end()) failures += "\n" + file + ": lost " + describe(r);
+          continue;
+        }
+        ++derivedRows;
+        // The derived row's value is among the rows it is derived from ...
+        const bool found = std::any_of(lean.begin(), lean.end(), [&](const IndexRow& s) {
+          return std::find(d->params.begin(), d->params.end(), s.param) != d->params.end() &&
+                 (d->targetType.empty() || s.refType == d->targetType) && valueKey(s) == valueKey(r);
+        });
+        if (!found) failures += "\n" + file + ": derived row not found: " + describe(r);
+      }
+      // ... and every row it is derived from is one of the derived parameter's rows.
+      for (const IndexRow& s : lean) {
+        for (const SearchParamDef& def : Model::r4().searchParams(type)) {
+          const auto* d = derivedParam(type, def.code);
+          if (!d || std::find(d->params.begin(), d->params.end(), s.param) == d->params.end()) continue;
+          if (!d->targetType.empty() && s.refType != d->targetType) continue;
+          const bool found = std::any_of(all.begin(), all.end(), [&](const IndexRow& r) {
+            return r.param == def.code && valueKey(r) == valueKey(s);
+          });
+          if (!found) failures += "\n" + file + ": " + def.code + " lacks " + describe(s);
+        }
+      }
+    };
+    const std::string root = sourceDir() + "/tests/model/examples";
+    for (const std::string& dir : {root, root + "/official"}) {
+      for (const std::string& file : jsonFilesIn(dir)) {
+        auto doc = parse(readFile(file));
+        check(file, *doc);
+        if (std::string((*doc)["resourceType"].GetString()) == "Bundle" && doc->HasMember("entry")) {
+          for (const auto& entry : (*doc)["entry"].GetArray()) {
+            if (entry.HasMember("resource")) check(file + " (entry)", entry["resource"]);
+          }
+        }
+      }
+    }
+    CPPUNIT_ASSERT_MESSAGE(failures, failures.empty());
+    CPPUNIT_ASSERT_MESSAGE(std::to_string(derivedRows), derivedRows >= 20);
   }
 
   void testKindOf() {

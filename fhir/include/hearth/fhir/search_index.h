@@ -15,8 +15,9 @@
 //   Token      system, code; text = normalizeSearchString(display / CodeableConcept.text /
 //              Identifier.type.text ...) for :text.
 //              From code/Coding/CodeableConcept (each coding, text = its display; the
-//              CodeableConcept.text, when present, adds a row with empty system and code and that
-//              text, so a text-only CodeableConcept has just that row), Identifier (system, value,
+//              CodeableConcept.text, when present and not the text of a row the parameter has
+//              already (a coding's display, as normalized), adds a row with empty system and code
+//              and that text, so a text-only CodeableConcept has just that row), Identifier (system, value,
 //              text = type.text; plus, for :of-type, a
 //              second row with param "<code>:of-type" whose system = type coding system and
 //              code = "<type code>|<value>"), ContactPoint (system = ContactPoint.system, code =
@@ -41,7 +42,8 @@
 //              Reference rows with url only (canonicals without their |version). Resources
 //              (Bundle.composition / Bundle.message: the first entry) give no row.
 //   Uri        text = the uri as written.
-// Composite parameters are not indexed (not supported in searches yet).
+// Composite parameters are not indexed (not supported in searches yet). Derived parameters
+// (derivedParam below) have no rows of their own.
 #include <rapidjson/document.h>
 
 #include <cstdint>
@@ -77,7 +79,9 @@ struct IndexRow {
 // safe to use from any number of threads.
 class SearchIndexer {
  public:
-  explicit SearchIndexer(const Model& model);
+  // derivedRows: also produce the rows of derived parameters (derivedParam) under their own
+  // codes, as stores did before; for checking the derivation against the definitions.
+  explicit SearchIndexer(const Model& model, bool derivedRows = false);
   ~SearchIndexer();
   SearchIndexer(const SearchIndexer&) = delete;
   SearchIndexer& operator=(const SearchIndexer&) = delete;
@@ -96,6 +100,35 @@ class SearchIndexer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Parameters the index does not store under their own code, because R4 defines their values as
+// those of other parameters of the same resource type, found from the definitions themselves
+// (R4 has ~30 such pairs, most rows of a clinical database among them):
+//   union   the expression is the union of other parameters' expressions: Observation combo-code
+//           = code | component-code, combo-value-quantity = value-quantity |
+//           component-value-quantity. Searches read the rows of all of `params` ("P:of-type" and
+//           "P:identifier" likewise read those of each part).
+//   filter  a reference parameter defined as another one restricted to a target type: patient =
+//           subject.where(resolve() is Patient) (Observation, Encounter, DiagnosticReport ...),
+//           Appointment practitioner = actor.where(resolve() is Practitioner). Searches read the
+//           one parameter in `params` with target_type = `targetType`. The identifiers of such
+//           references are still stored under "P:identifier" (they carry no target type).
+// A store written before this kept rows under the derived codes too: they are never read, and go
+// with the resource's next write (or a reindex).
+struct DerivedParam {
+  std::vector<std::string> params;  // stored parameter codes whose rows make up this one
+  std::string targetType;           // filter: the target type the rows must name; "" for a union
+};
+
+// How `code` of resource type `type` is stored; nullptr when under its own code (most
+// parameters). Codes with a modifier suffix (":of-type", ":identifier") are looked up as such.
+// Built once from Model::r4() on first use; thread-safe.
+const DerivedParam* derivedParam(std::string_view type, std::string_view code);
+
+// True when an index row of `type` (its param and, for references, target type) belongs to
+// search parameter `code`: its own rows, or the rows `code` is derived from.
+bool rowOfParam(std::string_view type, std::string_view code, std::string_view rowParam,
+                std::string_view rowTargetType);
 
 // The form strings are indexed and searched in: Unicode letters folded to lower case and stripped
 // of accents (Latin-1 Supplement and Latin Extended-A at least: "Müller" -> "muller",
