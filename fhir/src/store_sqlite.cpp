@@ -492,9 +492,10 @@ std::string normaliseSynchronous(const std::string& s) {
 //    that is entirely checkpointed. An idle moment gives that; a steady stream of commits does
 //    not (each PASSIVE checkpoint ends behind the commits made while it ran), and the WAL would
 //    grow without end. So once the WAL holds restartBytes, the thread first catches up with more
-//    PASSIVE runs until one leaves little behind, then takes the store's writer lock and runs a
-//    RESTART checkpoint: it copies that remainder, syncs, waits up to kRestartBusyMs for readers
-//    of older snapshots to finish, and the next write starts the WAL over. Writers wait for that
+//    PASSIVE runs until one leaves little behind, then takes the store's writer lock and copies
+//    that remainder (PASSIVE again, retried for up to kRestartBusyMs while readers of older
+//    snapshots finish); SQLite syncs the database file, and the next write finds the whole WAL
+//    in it and starts the WAL over (restartWal: why not a RESTART checkpoint). Writers wait for that
 //    one short checkpoint (about a millisecond) instead of a full one every 1000 frames. While the
 //    thread waits for the writer lock, new write transactions let it go first (waitForRestart);
 //    a writer committing in a loop would otherwise take the lock back again and again.
@@ -517,7 +518,7 @@ class WalCheckpointer {
     std::chrono::milliseconds interval{100};
     int64_t restartBytes = int64_t{64} << 20;
   };
-  // How long a RESTART waits for readers of older snapshots (they take microseconds), polling
+  // How long a restart waits for readers of older snapshots (they take microseconds), polling
   // every kRestartPollUs; writers are held back meanwhile.
   static constexpr int kRestartBusyMs = 20;
   static constexpr int kRestartPollUs = 100;
@@ -548,7 +549,7 @@ class WalCheckpointer {
     int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr);
     if (rc != SQLITE_OK) throwSqlite(db_, rc, "opening the checkpoint connection");
     sqlite3_extended_result_codes(db_, 1);
-    sqlite3_busy_handler(db_, &WalCheckpointer::pollBriefly, nullptr);  // only RESTART waits
+    sqlite3_busy_handler(db_, &WalCheckpointer::pollBriefly, nullptr);  // PASSIVE never waits
     execOrThrow(db_, ("PRAGMA synchronous = " + synchronous).c_str(), "configure");
     // A read opens the WAL on this connection (a checkpoint does nothing on a connection that
     // has not); the page size turns bytes into frames.
@@ -649,13 +650,26 @@ class WalCheckpointer {
     }
   }
 
-  // Checkpoints everything with writers held back, so that the next write starts the WAL over.
+  // Checkpoints everything with writers held back, so that the next write transaction finds
+  // every frame in the database file and starts the WAL over itself. PASSIVE, repeated while
+  // readers of older snapshots still need frames (they take microseconds; up to kRestartBusyMs),
+  // rather than RESTART: a RESTART starts the WAL over here, under a new header, and every other
+  // connection then drops its whole page cache, the writer's included; when the writer starts
+  // the WAL over itself it keeps its cache (the upper levels of the index B-trees).
   bool restartWal() {
     restartWaiting_.store(true, std::memory_order_release);
     bool done = false;
     {
       std::unique_lock writer(writerMutex_, std::defer_lock);
-      if (writer.try_lock_for(kRestartLockWait)) done = checkpoint(SQLITE_CHECKPOINT_RESTART).ok;
+      if (writer.try_lock_for(kRestartLockWait)) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kRestartBusyMs);
+        for (;;) {
+          const Result r = checkpoint(SQLITE_CHECKPOINT_PASSIVE);
+          done = r.ok && r.left == 0;  // SQLite synced the database file: it reached the newest commit
+          if (done || !r.ok || std::chrono::steady_clock::now() >= deadline) break;
+          std::this_thread::sleep_for(std::chrono::microseconds(kRestartPollUs));
+        }
+      }
     }
     {
       std::lock_guard lock(gateMutex_);
@@ -1056,8 +1070,8 @@ class SqliteStore final : public ResourceStore {
   // its own commits do not invalidate its cache, so the upper levels of the index B-trees stay
   // in memory from one write to the next (store.sqlite.writer-cache-mb). With writes spread over
   // the reader pool, every write began cold and read its pages back from the OS (the bulk-import
-  // profile: most of the writer's time in pread, malloc and memcpy of pages). A WAL restart by
-  // the checkpointer (a new WAL header) still empties it, which is why a large cache did not pay.
+  // profile: most of the writer's time in pread, malloc and memcpy of pages). The writer starts
+  // the WAL over itself (WalCheckpointer::restartWal), which keeps its cache.
   std::unique_ptr<ConnectionPool> writerPool_;
 };
 
