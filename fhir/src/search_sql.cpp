@@ -285,9 +285,11 @@ void valuePredicate(Sql& q, const Criterion& c, const Value& v, const std::strin
         q.text(v.refType) << " AND " << a << ".target_id = ";
         q.text(v.text);
       } else {
-        // An id alone: any of the parameter's target types (listed, so the index still serves it,
-        // unless the parameter can point almost anywhere).
-        if (!c.targets.empty() && c.targets.size() <= 32) {
+        // An id alone: any of the parameter's target types, listed so that an index led by
+        // target_type serves it. PostgreSQL's value index (type, param, target_type, target_id)
+        // serves a parameter that can point almost anywhere without the list; SQLite's only
+        // index by target is search_reference_target (schema 11), led by target_type.
+        if (!c.targets.empty() && (c.targets.size() <= 32 || q.dialect() == SqlDialect::Sqlite)) {
           q << a << ".target_type IN (";
           for (size_t i = 0; i < c.targets.size(); ++i) {
             if (i) q << ", ";

@@ -22,7 +22,8 @@ using fhir::SqlValue;
 
 namespace {
 
-// The logical schema of store_migrations.cpp version 3, as both backends create it.
+// The logical schema of store_migrations.cpp version 3, as both backends create it; the reference
+// indexes as each store has them now.
 std::string schema(bool pg) {
   const std::string t = pg ? "TEXT COLLATE \"C\"" : "TEXT";
   const std::string big = pg ? "BIGINT" : "INTEGER";
@@ -54,9 +55,14 @@ std::string schema(bool pg) {
                                real + " NOT NULL");
   s += "CREATE INDEX search_quantity_value ON search_quantity (type, param, code, value);\n";
   table("search_reference", "target_type " + t + " NOT NULL, target_id " + t + " NOT NULL, url " + t + " NOT NULL");
-  s += "CREATE INDEX search_reference_value ON search_reference (type, param, target_type, target_id);\n";
-  s += "CREATE INDEX search_reference_target ON search_reference (target_type, target_id);\n";
-  s += "CREATE INDEX search_reference_url ON search_reference (type, param, url);\n";
+  if (pg) {
+    s += "CREATE INDEX search_reference_value ON search_reference (type, param, target_type, target_id);\n";
+    s += "CREATE INDEX search_reference_target ON search_reference (target_type, target_id);\n";
+    s += "CREATE INDEX search_reference_url ON search_reference (type, param, url);\n";
+  } else {  // the SQLite store's since its schema 11
+    s += "CREATE INDEX search_reference_target ON search_reference (target_type, target_id, type, param, id);\n";
+    s += "CREATE INDEX search_reference_url ON search_reference (type, param, url) WHERE url <> '';\n";
+  }
   table("search_uri", "value " + t + " NOT NULL");
   s += "CREATE INDEX search_uri_value ON search_uri (type, param, value);\n";
   return s;
