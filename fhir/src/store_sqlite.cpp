@@ -1103,6 +1103,7 @@ SqliteStore::SqliteStore(std::string path, const StoreOptions& options)
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     Poco::Data::SQLite::Connector::registerConnector();
   });
+  if (options.sqliteWalWriteBuffer) installWalWriteBuffer();
 
   ConnectionPoolConfig cfg;
   cfg.connector = "sqlite";

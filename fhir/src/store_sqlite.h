@@ -11,4 +11,8 @@ namespace hearth::fhir::storeimpl {
 // migrations. Throws StoreUnavailable.
 std::unique_ptr<ResourceStore> openSqliteStore(const std::string& path, const StoreOptions& options);
 
+// Makes the WAL-buffering VFS (sqlite_wal_buffer.cpp) the process's default SQLite VFS. Once;
+// connections opened before keep theirs.
+void installWalWriteBuffer();
+
 }  // namespace hearth::fhir::storeimpl

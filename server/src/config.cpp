@@ -103,6 +103,7 @@ Config Config::load(const Poco::Util::AbstractConfiguration& c) {
   s.sqliteCacheMb = intKey(c, "store.sqlite.cache-mb", s.sqliteCacheMb, 1, 1 << 20);
   s.sqliteWriterCacheMb = intKey(c, "store.sqlite.writer-cache-mb", s.sqliteWriterCacheMb, 1, 1 << 20);
   s.sqliteMmapMb = intKey(c, "store.sqlite.mmap-mb", s.sqliteMmapMb, 0, 1 << 24);
+  s.sqliteWalWriteBuffer = boolKey(c, "store.sqlite.wal-write-buffer", s.sqliteWalWriteBuffer);
   s.sqliteCheckpointIntervalMs = intKey(c, "store.sqlite.checkpoint-interval-ms", s.sqliteCheckpointIntervalMs, 1, 600000);
   s.sqliteWalRestartKb = intKey(c, "store.sqlite.wal-restart-kb", s.sqliteWalRestartKb, 64, 1 << 24);
 

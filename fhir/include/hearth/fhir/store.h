@@ -184,6 +184,9 @@ struct StoreOptions {
   int sqliteWriterCacheMb = 32;
   // Memory-mapped reads (PRAGMA mmap_size) in MiB; 0 = off (pread).
   int sqliteMmapMb = 0;
+  // Gather the WAL appends of a commit into few write() calls (sqlite_wal_buffer.cpp). Applies
+  // to the whole process from the first SQLite store opened with it on.
+  bool sqliteWalWriteBuffer = true;
 };
 
 // Opens the store named by options.url and applies pending schema migrations.
