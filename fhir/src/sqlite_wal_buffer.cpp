@@ -86,6 +86,9 @@ int walWrite(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset
     w->highWater = std::max(w->highWater, offset + amount);
     return w->real->pMethods->xWrite(w->real, data, amount, offset);
   }
+  // Taken before a flush for room clears it: a commit frame's header can be the last thing that
+  // fits, its page then starting the next buffer, which must still go out at once.
+  const bool commitPage = w->flushAfterNext && amount != kFrameHeaderBytes;
   if (append && w->length + amount > kBufferBytes) {
     if (const int rc = flush(w); rc != SQLITE_OK) return rc;
   }
@@ -94,7 +97,6 @@ int walWrite(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset
     if (!w->buffer) return w->real->pMethods->xWrite(w->real, data, amount, offset);
   }
   if (w->length == 0) w->start = offset;
-  const bool commitPage = w->flushAfterNext;
   std::memcpy(w->buffer + w->length, data, static_cast<size_t>(amount));
   w->length += amount;
   w->highWater = std::max(w->highWater, offset + amount);
