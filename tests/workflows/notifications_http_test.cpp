@@ -150,7 +150,8 @@ class NotificationsTest : public CppUnit::TestFixture {
     const HttpResponse r = c.post("/fhir", bundle);
     assertStatus(200, r);
     std::vector<std::string> ids;
-    for (const auto& e : r.json()["entry"].GetArray()) {
+    const rapidjson::Document body = r.json();  // kept alive: the loop walks into it
+    for (const auto& e : body["entry"].GetArray()) {
       const std::string loc = e["response"]["location"].GetString();  // DiagnosticReport/<id>/_history/1
       ids.push_back(loc.substr(17, loc.find("/_history") - 17));
     }
