@@ -903,11 +903,13 @@ class RowBuilder {
         // any row's text, so the row would only add an index entry.
         const std::string_view text = stringMember(v, "text");
         if (text.empty()) return;
-        const std::string normalized = normalizeSearchString(text);
+        std::string normalized = normalizeSearchString(text);
         for (size_t i = first_; i < rows_.size(); ++i) {
           if (rows_[i].kind == IndexKind::Token && rows_[i].text == normalized && rows_[i].param == *param_) return;
         }
-        return tokenRow({}, {}, text);
+        IndexRow& row = open(IndexKind::Token);
+        row.text = std::move(normalized);
+        return close();
       }
       case Shape::Identifier:
         return identifierRows(v, *param_, true);

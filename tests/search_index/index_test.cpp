@@ -65,6 +65,24 @@ std::unique_ptr<rapidjson::Document> parse(const std::string& json) {
   return doc;
 }
 
+// Calls check(file, resource) for every example resource of tests/model/examples (and official/),
+// the entries of example Bundles included.
+template <class Check>
+void forEachExample(Check&& check) {
+  const std::string root = sourceDir() + "/tests/model/examples";
+  for (const std::string& dir : {root, root + "/official"}) {
+    for (const std::string& file : jsonFilesIn(dir)) {
+      auto doc = parse(readFile(file));
+      check(file, *doc);
+      if (std::string((*doc)["resourceType"].GetString()) == "Bundle" && doc->HasMember("entry")) {
+        for (const auto& entry : (*doc)["entry"].GetArray()) {
+          if (entry.HasMember("resource")) check(file + " (entry)", entry["resource"]);
+        }
+      }
+    }
+  }
+}
+
 std::unique_ptr<rapidjson::Document> example(const std::string& file) {
   return parse(readFile(sourceDir() + "/tests/model/examples/" + file));
 }
@@ -676,18 +694,7 @@ class SearchIndexTest : public CppUnit::TestFixture {
         }
       }
     };
-    const std::string root = sourceDir() + "/tests/model/examples";
-    for (const std::string& dir : {root, root + "/official"}) {
-      for (const std::string& file : jsonFilesIn(dir)) {
-        auto doc = parse(readFile(file));
-        check(file, *doc);
-        if (std::string((*doc)["resourceType"].GetString()) == "Bundle" && doc->HasMember("entry")) {
-          for (const auto& entry : (*doc)["entry"].GetArray()) {
-            if (entry.HasMember("resource")) check(file + " (entry)", entry["resource"]);
-          }
-        }
-      }
-    }
+    forEachExample(check);
     CPPUNIT_ASSERT_MESSAGE(failures, failures.empty());
     CPPUNIT_ASSERT(resources >= 30);
     CPPUNIT_ASSERT(totalRows > 400);
@@ -776,18 +783,7 @@ class SearchIndexTest : public CppUnit::TestFixture {
         }
       }
     };
-    const std::string root = sourceDir() + "/tests/model/examples";
-    for (const std::string& dir : {root, root + "/official"}) {
-      for (const std::string& file : jsonFilesIn(dir)) {
-        auto doc = parse(readFile(file));
-        check(file, *doc);
-        if (std::string((*doc)["resourceType"].GetString()) == "Bundle" && doc->HasMember("entry")) {
-          for (const auto& entry : (*doc)["entry"].GetArray()) {
-            if (entry.HasMember("resource")) check(file + " (entry)", entry["resource"]);
-          }
-        }
-      }
-    }
+    forEachExample(check);
     CPPUNIT_ASSERT_MESSAGE(failures, failures.empty());
     CPPUNIT_ASSERT_MESSAGE(std::to_string(derivedRows), derivedRows >= 20);
   }
