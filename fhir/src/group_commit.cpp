@@ -178,10 +178,14 @@ void GroupCommitter::loop() {
         failed.emplace_back(it, broken);
         continue;
       }
+      // The first unit of a fresh transaction needs no savepoint: if it fails, rolling the whole
+      // transaction back undoes exactly its writes. That spares a lone unit (a bulk bundle, the
+      // first message of an HL7 group) its sub-journal, a copy of every page it touches.
+      const bool alone = units == 0 && waiting.empty() && !hasApplied;
       try {
-        tx->savepoint();
+        if (!alone) tx->savepoint();
         (*it->unit)(*tx);
-        tx->releaseSavepoint();
+        if (!alone) tx->releaseSavepoint();
         ++units;
         if (it->applied) {
           hasApplied = true;
@@ -194,7 +198,15 @@ void GroupCommitter::loop() {
       } catch (...) {
         const std::exception_ptr e = std::current_exception();
         try {
-          tx->rollbackToSavepoint();
+          if (alone) {
+            // Nothing else is in the transaction: roll it back and open a fresh one for the rest
+            // of the batch.
+            tx.reset();
+            tx = store_.begin();
+            openedAt = Clock::now();
+          } else {
+            tx->rollbackToSavepoint();
+          }
           failed.emplace_back(it, e);
         } catch (...) {
           broken = std::current_exception();

@@ -1084,6 +1084,33 @@ WalCheckpointer::Settings checkpointSettings(const StoreOptions& o) {
 
 void* sqliteHandle(Poco::Data::Session& s) { return Poco::Data::SQLite::Utility::dbHandle(s); }
 
+// Process-wide SQLite settings, applied once before SQLite initialises, i.e. before the first
+// connection of any kind (openSqliteStore's probe included; sqlite3_config refuses with
+// SQLITE_MISUSE once SQLite is initialised, which is what happened to these settings before
+// this was called ahead of the probe):
+//  - multi-thread mode: a connection is only ever used by one thread at a time (the pools lease
+//    it, the checkpointer has its own), so SQLite's per-connection mutexes only cost;
+//  - no memory statistics, which take a global mutex on every allocation;
+//  - statement journals (the sub-journal of every savepoint: each unit of a commit group runs in
+//    one) kept in memory up to kStatementJournalSpill, in ONE allocation of that size, before they
+//    spill to a temporary file. With temp_store=MEMORY instead, SQLite keeps them in 1 KiB chunks,
+//    allocated page copy by page copy and freed together at each RELEASE: hundreds of
+//    malloc/free per HL7 message, which also left glibc's free lists so fragmented that unrelated
+//    small allocations slowed down (perf, one-connection ADT: ~25 % of the group writer's time in
+//    malloc/free). The write connection therefore keeps temp_store at its default (see attach()).
+constexpr int kStatementJournalSpill = 4 << 20;
+void configureSqliteProcess() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // Refused harmlessly if something else in the process initialised SQLite first: it keeps its
+    // defaults (serialized mode, memory statistics), which is correct, only slower.
+    sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, kStatementJournalSpill);
+    Poco::Data::SQLite::Connector::registerConnector();
+  });
+}
+
 SqliteStore::SqliteStore(std::string path, const StoreOptions& options)
     : synchronous_(normaliseSynchronous(options.sqliteSynchronous)),
       busyTimeoutMs_(std::max(0, options.busyTimeoutMs)),
@@ -1092,17 +1119,7 @@ SqliteStore::SqliteStore(std::string path, const StoreOptions& options)
       writerCacheMb_(std::max(1, options.sqliteWriterCacheMb)),
       mmapBytes_(int64_t{std::max(0, options.sqliteMmapMb)} * 1024 * 1024),
       checkpointer_(writerMutex_, checkpointSettings(options)) {
-  static std::once_flag registered;
-  std::call_once(registered, [] {
-    // Before SQLite initialises (the first connection): multi-thread mode, since a connection
-    // is only ever used by one thread at a time (the pools lease it, the checkpointer has its
-    // own), so SQLite's per-connection mutexes only cost (5 % of the bulk-import writer); and no
-    // memory statistics, which take a global mutex on every allocation. Both are refused
-    // harmlessly (SQLITE_MISUSE) if something in the process initialised SQLite already.
-    sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
-    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-    Poco::Data::SQLite::Connector::registerConnector();
-  });
+  configureSqliteProcess();
   if (options.sqliteWalWriteBuffer) installWalWriteBuffer();
 
   ConnectionPoolConfig cfg;
@@ -1161,11 +1178,12 @@ std::unique_ptr<NativeConnection> SqliteStore::attach(Poco::Data::Session& physi
   execOrThrow(db, ("PRAGMA synchronous = " + std::string(synchronous_ == "FULL" ? "NORMAL" : synchronous_)).c_str(),
               "configure");
   execOrThrow(db, "PRAGMA foreign_keys = OFF", "configure");
-  // Savepoint sub-journals (every unit of a commit group runs in one) and sort scratch in memory:
-  // with the default, a savepoint that touches more than 64 KiB of pages spills its journal to a
-  // temporary file, created, written page by page and deleted per unit (perf: a third of the
-  // group writer's time in pwrite to those files).
-  execOrThrow(db, "PRAGMA temp_store = MEMORY", "configure");
+  // Sort scratch and temporary B-trees of the readers in memory. Not on the write connection: there
+  // temp_store=MEMORY would also put savepoint sub-journals in 1 KiB chunks (see
+  // configureSqliteProcess: they stay in memory up to kStatementJournalSpill anyway; with
+  // SQLite's own 64 KiB default they spilled to a temporary file per unit, a third of the group
+  // writer's time in pwrite).
+  if (!writer) execOrThrow(db, "PRAGMA temp_store = MEMORY", "configure");
   // Page cache (allocated lazily, as pages are used): store.sqlite.cache-mb per reader,
   // store.sqlite.writer-cache-mb for the write connection, whose cache survives from one
   // transaction to the next (see writerPool_). SQLite's default is 2 MiB.
@@ -1370,6 +1388,7 @@ bool SqliteStore::healthy() {
 }  // namespace
 
 std::unique_ptr<ResourceStore> openSqliteStore(const std::string& path, const StoreOptions& options) {
+  configureSqliteProcess();
   // Poco's connector retries a failing open for a minute; find out at once whether it can work.
   sqlite3* probe = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &probe, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "hearth/fhir/error.h"
+#include "hearth/fhir/group_commit.h"
 #include "hearth/fhir/json.h"
 #include "hearth/fhir/service.h"
 
@@ -64,6 +65,7 @@ class ServiceTest : public CppUnit::TestFixture {
   CPPUNIT_TEST(createReadUpdateDelete);
   CPPUNIT_TEST(rejectedWritesChangeNothing);
   CPPUNIT_TEST(groupCommitConcurrentUpdatesLoseNothing);
+  CPPUNIT_TEST(groupCommitFailedUnitLeavesNothing);
   CPPUNIT_TEST(ifMatchRaceHasOneWinner);
   CPPUNIT_TEST(cacheNeverServesOlderThanCommitted);
   CPPUNIT_TEST_SUITE_END();
@@ -146,6 +148,45 @@ class ServiceTest : public CppUnit::TestFixture {
     CPPUNIT_ASSERT_EQUAL(size_t(1 + kThreads * kEach), versions.size());
     CPPUNIT_ASSERT_EQUAL(int64_t(1), *versions.begin());
     CPPUNIT_ASSERT_EQUAL(int64_t(1 + kThreads * kEach), *versions.rbegin());
+  }
+
+  // A failing unit leaves none of its writes, whether it ran first in its transaction (no
+  // savepoint: the transaction is rolled back and a fresh one opened) or after applied units
+  // (its savepoint is rolled back, theirs stay).
+  void groupCommitFailedUnitLeavesNothing() {
+    Fixture f(0, 64);
+    ResourceStore& store = *f.store;
+    auto insert = [](int v, bool fail) {
+      return [v, fail](StoreTransaction& tx) {
+        tx.execute(SqlQuery{"INSERT INTO registration_counter (name, last_value) VALUES (?, ?)",
+                            {"gc-probe-" + std::to_string(v), int64_t{v}}});
+        if (fail) throw FhirError(412, IssueType::Conflict, "refused on purpose");
+      };
+    };
+    auto values = [&] {
+      std::vector<int64_t> out;
+      for (const SqlRow& r : store.query(SqlQuery{"SELECT last_value FROM registration_counter WHERE name LIKE 'gc-probe-%' ORDER BY last_value", {}})) {
+        out.push_back(std::get<int64_t>(r[0]));
+      }
+      return out;
+    };
+    GroupCommitter gc(store, 64, 1000);
+    // Alone in a fresh transaction: rolled back whole; the next unit commits normally.
+    CPPUNIT_ASSERT_EQUAL(412, statusOf([&] { gc.run(insert(1, true)); }));
+    gc.run(insert(2, false));
+    CPPUNIT_ASSERT(values() == std::vector<int64_t>({2}));
+    // After applied units of an open group: only the failing unit's writes go.
+    gc.runApplied(insert(3, false));
+    gc.runApplied(insert(4, false));
+    CPPUNIT_ASSERT_EQUAL(412, statusOf([&] { gc.run(insert(5, true)); }));
+    gc.flush(true);
+    CPPUNIT_ASSERT(values() == std::vector<int64_t>({2, 3, 4}));
+    // A failing applied unit first in its group, then more applied units in the same group.
+    CPPUNIT_ASSERT_EQUAL(412, statusOf([&] { gc.runApplied(insert(6, true)); }));
+    gc.runApplied(insert(7, false));
+    gc.flush(true);
+    CPPUNIT_ASSERT(values() == std::vector<int64_t>({2, 3, 4, 7}));
+    CPPUNIT_ASSERT(!gc.appliedLost());
   }
 
   void ifMatchRaceHasOneWinner() {

@@ -2,7 +2,8 @@
 // GroupCommitter: runs units of work submitted by many request threads in shared database
 // transactions, so that one commit (one WAL fsync with SQLite) acknowledges a whole group.
 //
-// Each unit runs inside its own savepoint: a unit that throws (a FhirError such as 412, or a
+// Each unit runs inside its own savepoint (the first unit of a transaction needs none: its failure
+// rolls back the whole, still otherwise empty, transaction): a unit that throws (a FhirError such as 412, or a
 // store error) is rolled back alone and its exception is rethrown in the submitting thread; the
 // others commit. run() returns only after the group's COMMIT succeeded, so an acknowledged write is
 // durable exactly as with one transaction per write. If BEGIN or COMMIT fails, every unit of the
