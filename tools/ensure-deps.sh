@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs, with apt, whichever of Hearth's Debian packages are missing. Usage:
 #   tools/ensure-deps.sh build     # what building and running hearth needs
-#   tools/ensure-deps.sh test      # plus what the test suite needs (PostgreSQL, Redis, Node for ajv)
+#   tools/ensure-deps.sh test      # plus what the test suite needs (PostgreSQL, Redis, Node for ajv,
+#                                  # clang for the HL7 parser's libFuzzer target)
 #   tools/ensure-deps.sh bench     # plus wrk, nginx, jq and python3 (bench/search_bench.sh)
 set -euo pipefail
 BUILD_PKGS=(build-essential cmake pkg-config libpoco-dev rapidjson-dev libxml2-dev libhiredis-dev
             libssl-dev libsqlite3-dev libpq-dev libcppunit-dev)
-TEST_PKGS=(postgresql redis-server nodejs npm iproute2 curl)
+TEST_PKGS=(postgresql redis-server nodejs npm iproute2 curl clang libclang-rt-14-dev)
 BENCH_PKGS=(wrk nginx-light jq python3)
 
 want=("${BUILD_PKGS[@]}")
