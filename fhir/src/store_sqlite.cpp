@@ -1085,9 +1085,8 @@ WalCheckpointer::Settings checkpointSettings(const StoreOptions& o) {
 void* sqliteHandle(Poco::Data::Session& s) { return Poco::Data::SQLite::Utility::dbHandle(s); }
 
 // Process-wide SQLite settings, applied once before SQLite initialises, i.e. before the first
-// connection of any kind (openSqliteStore's probe included; sqlite3_config refuses with
-// SQLITE_MISUSE once SQLite is initialised, which is what happened to these settings before
-// this was called ahead of the probe):
+// connection of any kind, openSqliteStore's probe included (sqlite3_config refuses with
+// SQLITE_MISUSE once SQLite is initialised):
 //  - multi-thread mode: a connection is only ever used by one thread at a time (the pools lease
 //    it, the checkpointer has its own), so SQLite's per-connection mutexes only cost;
 //  - no memory statistics, which take a global mutex on every allocation;

@@ -10,6 +10,7 @@
 #include "hearth/hl7/ack.h"
 #include "hearth/hl7/groups.h"
 #include "hearth/hl7/types.h"
+#include "hl7_exercise.h"
 #include "hl7_test_support.h"
 
 using namespace hearth::hl7;
@@ -50,45 +51,10 @@ std::string mutate(const std::string& in, std::mt19937& rng) {
   return s;
 }
 
-size_t walk(const Element& e, int depth) {
-  size_t n = e.value().size();
-  if (depth == 0) {
-    const auto reps = e.repetitions();
-    CPPUNIT_ASSERT_EQUAL(e.repetitionCount(), reps.size());
-    for (size_t r = 0; r < reps.size(); ++r) {
-      CPPUNIT_ASSERT(reps[r].raw() == e.repetition(r).raw());
-      n += walk(reps[r], 1);
-    }
-  } else if (depth == 1) {
-    for (size_t c = 1; c <= e.componentCount(); ++c) n += walk(e.component(static_cast<int>(c)), 2);
-  } else if (depth == 2) {
-    for (size_t s = 1; s <= e.subcomponentCount(); ++s) n += e.subcomponent(static_cast<int>(s)).value().size();
-  }
-  return n;
-}
-
-// Everything a consumer might do with a parsed message; returns a checksum so nothing is elided.
+// Everything a consumer might do with a parsed message (hl7_exercise.h), failing the test with
+// `context` when a contract breaks.
 size_t exercise(const Message& m, const std::string& context) {
-  size_t sum = 0;
-  const std::string once = m.encode();
-  const Message again = Message::parse(once);
-  CPPUNIT_ASSERT_EQUAL_MESSAGE(context, once, again.encode());
-  for (const Segment& s : m.segments()) {
-    for (int f = 0; f <= s.fieldCount(); ++f) {
-      const Element field = s.field(f);
-      sum += walk(field, 0);
-      sum += CX::from(field).id.size() + XPN::from(field).family.size() + XAD::from(field).city.size();
-      sum += XTN::from(field).contactValue().size() + CWE::from(field).code.size() + XCN::from(field).family.size();
-      sum += PL::from(field).room.size() + SN::from(field).valid() + EI::from(field).entityId.size();
-      if (const auto dt = DateTime::from(field)) sum += dt->toFhirDateTime(0).value_or("").size();
-      sum += toDecimal(field.value()).value_or("").size();
-    }
-  }
-  const GroupTree t = GroupTree::build(m);
-  CPPUNIT_ASSERT_EQUAL_MESSAGE(context, m.segmentCount(), t.root().allSegments().size());
-  const Message ack = buildAck(m, AckCode::AE, {AckError{}});
-  sum += Message::parse(ack.encode()).segmentCount();
-  return sum;
+  return hl7test::exerciseMessage(m, [&](bool ok, const char* what) { CPPUNIT_ASSERT_MESSAGE(context + ": " + what, ok); });
 }
 
 }  // namespace
